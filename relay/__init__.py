@@ -1,0 +1,1 @@
+"""The relay's domain: scheduling, dedupe, moderation, fairness, digests, delivery, the bot."""

@@ -1,0 +1,1 @@
+"""Tables, engine and queries. Returns plain domain values; no Telegram, no HTTP."""
