@@ -1,0 +1,179 @@
+"""The `relay` command: run the relay, try a source, manage the database.
+
+relay run                 bot and worker in one process (what `python bot.py` does)
+relay preview URL [--json]   read a feed or homepage and show its items
+relay discover URL [--json]  list the feeds a homepage offers
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from feeds.fetch import Fetcher
+
+from feeds.errors import FeedError, NoFeedFoundError
+from feeds.models import FeedItem, FeedLink
+from feeds.reader import Progress, SourceReading, discover_source, read_source
+from relay.i18n import language_for, text
+from relay.settings import Settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run the chosen command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    settings = Settings.from_env()
+    handler = COMMANDS[args.command]
+    return handler(args, settings)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="relay", description="Solidarity Relay")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("preview", "read a feed or a homepage and print its items"),
+        ("discover", "list the feeds a homepage advertises"),
+    ):
+        cmd = sub.add_parser(name, help=help_text)
+        cmd.add_argument("url")
+        cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def cli_language() -> str:
+    """The operator's language, from RELAY_LANG or the locale (French first)."""
+    return language_for(os.environ.get("RELAY_LANG") or os.environ.get("LANG") or "en")
+
+
+def run_preview(args: argparse.Namespace, settings: Settings) -> int:
+    """`relay preview URL`: what the relay would read from this source."""
+    try:
+        reading = asyncio.run(_read(args.url, settings))
+    except FeedError as exc:
+        return report_error(exc, as_json=args.json)
+    if args.json:
+        print(json.dumps(preview_json(reading), ensure_ascii=False))
+    else:
+        print(render_preview(reading, cli_language()))
+    return 0
+
+
+def run_discover(args: argparse.Namespace, settings: Settings) -> int:
+    """`relay discover URL`: the feeds a homepage offers, in document order."""
+    try:
+        feeds = asyncio.run(_discover(args.url, settings))
+    except FeedError as exc:
+        return report_error(exc, as_json=args.json)
+    if args.json:
+        print(json.dumps({"url": args.url, "feeds": [_link_json(f) for f in feeds]}))
+    else:
+        print(render_feeds(feeds, cli_language()))
+    return 0
+
+
+async def _read(url: str, settings: Settings) -> SourceReading:
+    async with Fetcher(settings.fetch) as fetcher:
+        return await read_source(
+            fetcher, url, max_probes=settings.fetch.max_probes, progress=_progress()
+        )
+
+
+async def _discover(url: str, settings: Settings) -> list[FeedLink]:
+    async with Fetcher(settings.fetch) as fetcher:
+        return await discover_source(
+            fetcher, url, max_probes=settings.fetch.max_probes, progress=_progress()
+        )
+
+
+def _progress() -> Progress | None:
+    if not sys.stderr.isatty():
+        return None
+    lang = cli_language()
+
+    def show(url: str, index: int, total: int) -> None:
+        print(text(lang, "cli.trying", url=url, index=index, total=total), file=sys.stderr)
+
+    return show
+
+
+def report_error(exc: FeedError, *, as_json: bool) -> int:
+    """One clear sentence on stderr (and a JSON error object on stdout with --json)."""
+    message = error_message(exc, cli_language())
+    print(message, file=sys.stderr)
+    if as_json:
+        print(json.dumps({"error": {"code": exc.code, "message": message}}, ensure_ascii=False))
+    return 2 if isinstance(exc, NoFeedFoundError) else 1
+
+
+def error_message(exc: FeedError, lang: str) -> str:
+    """The user-facing sentence for a feed error, in `lang`."""
+    return text(lang, f"error.{exc.code}", url=exc.url, detail=exc.detail)
+
+
+def preview_json(reading: SourceReading) -> dict[str, Any]:
+    """The documented JSON shape of `relay preview --json`."""
+    return {
+        "url": reading.url,
+        "source_url": reading.source_url,
+        "kind": reading.kind,
+        "title": reading.feed.title,
+        "feeds": [f.url for f in reading.feeds],
+        "items": [item_json(item) for item in reading.feed.items],
+    }
+
+
+def item_json(item: FeedItem) -> dict[str, Any]:
+    """One item as preview JSON."""
+    return {
+        "title": item.title,
+        "link": item.link,
+        "guid": item.guid,
+        "published": format_utc(item.published),
+        "summary": item.summary,
+        "image": item.image,
+    }
+
+
+def format_utc(moment: datetime | None) -> str | None:
+    """ "YYYY-MM-DDTHH:MM:SSZ" or None."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def render_preview(reading: SourceReading, lang: str) -> str:
+    """A readable table of the items."""
+    lines = [
+        reading.feed.title or reading.source_url,
+        text(lang, "cli.source", url=reading.source_url, kind=reading.kind),
+        "",
+    ]
+    if not reading.feed.items:
+        lines.append(text(lang, "cli.no_items"))
+    for item in reading.feed.items:
+        date = item.published.strftime("%Y-%m-%d %H:%M") if item.published else "—"
+        lines.append(f"{date:16}  {_shorten(item.title or '—', 60):60}  {item.link or ''}")
+    return "\n".join(lines)
+
+
+def render_feeds(feeds: list[FeedLink], lang: str) -> str:
+    """Discovered feeds, one per line."""
+    if not feeds:
+        return text(lang, "cli.no_feeds_found")
+    rows = [f"{f.type:5}  {f.url}  {f.title or ''}".rstrip() for f in feeds]
+    return "\n".join([text(lang, "cli.feeds_found"), *rows])
+
+
+def _shorten(value: str, width: int) -> str:
+    return value if len(value) <= width else value[: width - 1] + "…"
+
+
+def _link_json(link: FeedLink) -> dict[str, Any]:
+    return {"url": link.url, "type": link.type, "title": link.title}
+
+
+COMMANDS = {"preview": run_preview, "discover": run_discover}
