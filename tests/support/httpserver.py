@@ -27,6 +27,7 @@ class Reply:
     body: bytes | Iterator[bytes] = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before answering
+    close: bool = False  # drop the connection after writing (a server dying mid-body)
 
 
 Handler = Callable[[Request], Reply]
@@ -86,6 +87,8 @@ class LocalServer:
             self._write(h, reply)
         except (BrokenPipeError, ConnectionResetError):
             pass
+        if reply.close:
+            h.close_connection = True
 
     @staticmethod
     def _write(h: BaseHTTPRequestHandler, reply: Reply) -> None:
@@ -93,7 +96,9 @@ class LocalServer:
         for key, value in reply.headers.items():
             h.send_header(key, value)
         if isinstance(reply.body, bytes):
-            h.send_header("Content-Length", str(len(reply.body)))
+            # A Content-Length given by the route wins: it may lie on purpose.
+            if not any(key.lower() == "content-length" for key in reply.headers):
+                h.send_header("Content-Length", str(len(reply.body)))
             h.end_headers()
             if h.command != "HEAD":
                 h.wfile.write(reply.body)

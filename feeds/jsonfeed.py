@@ -1,0 +1,126 @@
+"""Read a JSON Feed (1.0 or 1.1, https://jsonfeed.org/version/1.1) into a `ParsedFeed`.
+
+Relative URLs resolve against the feed's own ``feed_url``, else its ``home_page_url``, else the
+URL the document came from. An item's link is its ``url``, else its ``external_url``; an item
+without an ``id`` has no guid. The summary is ``summary`` (plain text), else ``content_html``,
+else ``content_text``; the image is ``image``, else ``banner_image``, else the first picture in
+the content. Author avatars are never an item's image.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from datetime import datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from feeds.errors import NotAFeedError
+from feeds.models import FeedItem, ParsedFeed
+from feeds.normalize import (
+    clean_link,
+    clean_text,
+    first_image_in_html,
+    html_to_text,
+    is_avatar,
+    parse_date,
+    sanitize_html,
+)
+
+# PHP's json_encode escapes slashes: "https:\/\/jsonfeed.org\/version\/1".
+_VERSION_MARK = re.compile(rb"jsonfeed\.org\\?/version")
+TITLE_MAX_CHARS = 2000
+
+
+def is_json_feed(content: bytes) -> bool:
+    """Cheap check: a JSON object that names a JSON Feed version somewhere."""
+    start = content.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    return start == b"{" and _VERSION_MARK.search(content) is not None
+
+
+def parse_json_feed(content: bytes, url: str) -> ParsedFeed:
+    """Parse a JSON Feed document fetched from ``url``; NotAFeedError when it is not one."""
+    document = _load(content, url)
+    base = _base(document, url)
+    items = document.get("items")
+    if not isinstance(items, list):
+        raise NotAFeedError(url, "JSON Feed without an items list")
+    parsed = (_item(item, base) for item in items if isinstance(item, dict))
+    return ParsedFeed(
+        kind="json",
+        title=clean_text(_str(document.get("title"))),
+        link=clean_link(_str(document.get("home_page_url")), base),
+        items=tuple(item for item in parsed if item is not None),
+    )
+
+
+def _load(content: bytes, url: str) -> dict[str, Any]:
+    """The decoded JSON object, checked to be a JSON Feed."""
+    try:
+        document = json.loads(content)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, UnicodeDecodeError
+        raise NotAFeedError(url, f"invalid JSON: {error}") from error
+    version = document.get("version") if isinstance(document, dict) else None
+    if not isinstance(version, str) or "jsonfeed.org/version" not in version:
+        raise NotAFeedError(url, "JSON, but not a JSON Feed")
+    return document
+
+
+def _base(document: dict[str, Any], url: str) -> str:
+    """The URL relative links in the feed resolve against."""
+    for key in ("feed_url", "home_page_url"):
+        candidate = urljoin(url, _str(document.get(key)) or "")
+        if _str(document.get(key)) and urlsplit(candidate).scheme in ("http", "https"):
+            return candidate
+    return url
+
+
+def _item(item: dict[str, Any], base: str) -> FeedItem | None:
+    """One item, or None when it has nothing to show."""
+    title = clean_text((_str(item.get("title")) or "")[:TITLE_MAX_CHARS] or None)
+    link = clean_link(_str(item.get("url")) or _str(item.get("external_url")), base)
+    body = _str(item.get("content_html")) or _text_as_html(_str(item.get("content_text")))
+    summary = html_to_text(_text_as_html(_str(item.get("summary"))) or body)
+    if not (title or link or summary):
+        return None
+    guid = item.get("id")
+    return FeedItem(
+        title=title,
+        link=link,
+        guid=str(guid).strip() or None if isinstance(guid, str | int) else None,
+        published=_date(item),
+        summary=summary,
+        image=_image(item, base, body),
+        content_html=sanitize_html(body, base),
+    )
+
+
+def _date(item: dict[str, Any]) -> datetime | None:
+    """date_published, else date_modified."""
+    return parse_date(_str(item.get("date_published"))) or parse_date(
+        _str(item.get("date_modified"))
+    )
+
+
+def _image(item: dict[str, Any], base: str, body: str | None) -> str | None:
+    """The item's picture: image, banner_image, else the first one in its content."""
+    for key in ("image", "banner_image"):
+        image = clean_link(_str(item.get(key)), base)
+        if image and not is_avatar(image):
+            return image
+    image = first_image_in_html(body, base) if body else None
+    return image if image and not is_avatar(image) else None
+
+
+def _text_as_html(text: str | None) -> str | None:
+    """Plain text as an HTML fragment, so markup-like characters stay text."""
+    if not text or not text.strip():
+        return None
+    paragraphs = (html.escape(part).replace("\n", "<br>") for part in text.split("\n\n"))
+    return "".join(f"<p>{part}</p>" for part in paragraphs)
+
+
+def _str(value: object) -> str | None:
+    """A JSON string value, or None for anything else (numbers, objects, empty strings)."""
+    return value if isinstance(value, str) and value.strip() else None

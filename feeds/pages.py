@@ -1,0 +1,162 @@
+"""Read a page that has no feed as a feed ("page feed").
+
+Items come from the most trustworthy source the page offers, never a mix: microformats
+(h-entry), then JSON-LD, then OpenGraph (one item for the page itself). Pure: bytes in, values
+out. A page with nothing readable gives zero items; the caller decides what that means.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import mf2py
+from lxml import etree  # type: ignore[import-untyped]
+
+from feeds.discover import decode_html, document_base, parse_html
+from feeds.jsonld import jsonld_items
+from feeds.models import FeedItem, ParsedFeed
+from feeds.normalize import (
+    clean_link,
+    clean_text,
+    first_image_in_html,
+    html_to_text,
+    is_avatar,
+    parse_date,
+    sanitize_html,
+)
+
+Properties = dict[str, list[Any]]
+
+
+def parse_page(html: bytes, url: str) -> ParsedFeed:
+    """The page's items (from the first source that has any) and the site's name."""
+    root = parse_html(html)
+    if root is None:
+        return ParsedFeed(kind="page", title=None, link=url, items=())
+    base = document_base(root, url)
+    meta = _meta(root)
+    items = _mf2_items(html, url) or jsonld_items(root, base) or _og_items(root, meta, base, url)
+    if len(items) == 1 and items[0].link is None:
+        # A page holding a single item is that item's page.
+        items = [_with_link(items[0], url)]
+    title = clean_text(meta.get("og:site_name")) or clean_text(root.findtext(".//title"))
+    return ParsedFeed(kind="page", title=title, link=url, items=tuple(items))
+
+
+def _with_link(item: FeedItem, link: str) -> FeedItem:
+    """A copy of the item pointing at ``link``."""
+    return FeedItem(
+        title=item.title,
+        link=link,
+        guid=item.guid,
+        published=item.published,
+        summary=item.summary,
+        image=item.image,
+        content_html=item.content_html,
+    )
+
+
+def _mf2_items(html: bytes, url: str) -> list[FeedItem]:
+    """Items from the page's h-entry microformats (inside an h-feed or not)."""
+    if b"h-entry" not in html:  # mf2py is slow; most pages have none
+        return []
+    with warnings.catch_warnings():
+        # BeautifulSoup warns about odd input (it looks like a URL, a file name…): not our case.
+        warnings.simplefilter("ignore")
+        parsed = mf2py.parse(doc=decode_html(html), url=url, html_parser="lxml")
+    return [_mf2_item(entry["properties"]) for entry in _h_entries(parsed.get("items", []))]
+
+
+def _h_entries(items: list[Any]) -> Iterator[Any]:
+    """h-entry objects, searched through the children of other microformats (an h-feed)."""
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        if "h-entry" in item.get("type", []):
+            yield item  # its own children are comments or quotes, not entries
+        else:
+            yield from _h_entries(item.get("children", []))
+
+
+def _mf2_item(props: Properties) -> FeedItem:
+    """One FeedItem from an h-entry's properties."""
+    content = _first(props, "content")
+    content_html = content.get("html") if isinstance(content, dict) else None
+    content_text = content.get("value") if isinstance(content, dict) else content
+    name = _first(props, "name")
+    # A name equal to the whole content is implied, not a title (a note).
+    if isinstance(name, str) and isinstance(content_text, str) and _same(name, content_text):
+        name = None
+    url = _string(_first(props, "url"))
+    uid = _string(_first(props, "uid"))
+    summary = _string(_first(props, "summary"))
+    return FeedItem(
+        title=clean_text(_string(name)),
+        link=clean_link(url, None),
+        guid=uid or clean_link(url, None),
+        published=parse_date(_string(_first(props, "published") or _first(props, "updated"))),
+        summary=html_to_text(summary) or html_to_text(content_html) or html_to_text(content_text),
+        image=_mf2_image(props, content_html, url),
+        content_html=sanitize_html(content_html, url),
+    )
+
+
+def _mf2_image(props: Properties, content_html: str | None, base: str | None) -> str | None:
+    """The entry's u-photo or u-featured, else the first picture of its content."""
+    for key in ("featured", "photo"):
+        for value in props.get(key, []):
+            image = clean_link(_string(value), None)
+            if image and not is_avatar(image):
+                return image
+    return first_image_in_html(content_html, base) if content_html else None
+
+
+def _og_items(root: etree._Element, meta: dict[str, str], base: str, url: str) -> list[FeedItem]:
+    """The page itself as one item, when it has an og:title."""
+    title = clean_text(meta.get("og:title"))
+    if title is None:
+        return []
+    canonical = next(iter(root.xpath("//link[@rel='canonical']/@href")), None)
+    link = clean_link(meta.get("og:url"), base) or clean_link(canonical, base) or url
+    image = clean_link(meta.get("og:image:secure_url") or meta.get("og:image"), base)
+    return [
+        FeedItem(
+            title=title,
+            link=link,
+            guid=link,
+            published=parse_date(meta.get("article:published_time")),
+            summary=html_to_text(meta.get("og:description") or meta.get("description")),
+            image=None if image is None or is_avatar(image) else image,
+        )
+    ]
+
+
+def _meta(root: etree._Element) -> dict[str, str]:
+    """<meta> values by lower-case property or name; the first one wins."""
+    values: dict[str, str] = {}
+    for element in root.iter("meta"):
+        key = (element.get("property") or element.get("name") or "").strip().lower()
+        content = element.get("content")
+        if key and content is not None:
+            values.setdefault(key, content)
+    return values
+
+
+def _first(props: Properties, key: str) -> Any:
+    """The first value of a microformats property, or None."""
+    values = props.get(key) or [None]
+    return values[0]
+
+
+def _string(value: Any) -> str | None:
+    """A microformats value as a string: plain, or the "value" of an {img alt} or nested object."""
+    if isinstance(value, dict):
+        value = value.get("value")
+    return value if isinstance(value, str) else None
+
+
+def _same(left: str, right: str) -> bool:
+    """Equal once whitespace is collapsed."""
+    return " ".join(left.split()) == " ".join(right.split())

@@ -1,0 +1,108 @@
+"""Rows → plain domain values, and small helpers shared by the query modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import Insert
+from sqlmodel import Session
+
+from storage.tables import BusinessRow, DeliveryRow, SourceRow, SubscriberRow
+from storage.values import (
+    Business,
+    BusinessStatus,
+    Delivery,
+    DeliveryState,
+    Frequency,
+    Source,
+    Subscriber,
+)
+
+
+def insert_ignoring_conflicts(session: Session, table: Any, index: list[str]) -> Insert:
+    """INSERT … ON CONFLICT DO NOTHING for the session's backend."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=index)
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=index)
+
+
+def is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def split_list(value: str) -> tuple[str, ...]:
+    return tuple(part for part in value.split(",") if part)
+
+
+def to_business(row: BusinessRow) -> Business:
+    assert row.id is not None
+    return Business(
+        id=row.id,
+        name=row.name,
+        category=row.category,
+        city=row.city,
+        owner_id=row.owner_id,
+        owner_language=row.owner_language,
+        status=BusinessStatus(row.status),
+        trusted=row.trusted,
+        last_published_at=row.last_published_at,
+    )
+
+
+def to_source(row: SourceRow) -> Source:
+    assert row.id is not None
+    assert row.next_check_at is not None
+    return Source(
+        id=row.id,
+        business_id=row.business_id,
+        url=row.url,
+        kind=row.kind,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        body_hash=row.body_hash,
+        next_check_at=row.next_check_at,
+        interval_seconds=row.interval_seconds,
+        failures=row.failures,
+        last_error=row.last_error,
+        paused=row.paused,
+        last_checked_at=row.last_checked_at,
+        last_new_item_at=row.last_new_item_at,
+        title=row.title,
+    )
+
+
+def to_subscriber(row: SubscriberRow) -> Subscriber:
+    assert row.id is not None
+    return Subscriber(
+        id=row.id,
+        chat_id=row.chat_id,
+        language=row.language,
+        frequency=Frequency(row.frequency),
+        hour=row.hour,
+        timezone=row.timezone,
+        categories=split_list(row.categories),
+        cities=split_list(row.cities),
+        active=row.active,
+        last_digest_at=row.last_digest_at,
+    )
+
+
+def to_delivery(row: DeliveryRow) -> Delivery:
+    assert row.id is not None
+    assert row.next_attempt_at is not None
+    return Delivery(
+        id=row.id,
+        chat_id=row.chat_id,
+        kind=row.kind,
+        text=row.text,
+        parse_mode=row.parse_mode,
+        reply_markup=row.reply_markup,
+        state=DeliveryState(row.state),
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        item_id=row.item_id,
+        subscriber_id=row.subscriber_id,
+        edit_message_id=row.edit_message_id,
+        plain_fallback=row.plain_fallback,
+    )

@@ -1,0 +1,188 @@
+"""The outbox: deliveries written with their cause, claimed and resolved by the sender.
+
+States: pending → claimed → sending → sent | failed | unknown, or back to pending
+(retry). `claimed` means the request has not started: safe to hand out again after a
+crash. `sending` means it may have reached Telegram: after a crash it becomes `unknown`
+and is never retried blindly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlmodel import Session
+
+from storage.convert import insert_ignoring_conflicts, is_postgres
+from storage.engine import Database
+from storage.tables import DELIVERIES, DeliveryRow
+from storage.values import Delivery, DeliveryState
+
+D = DELIVERIES.c
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A message to send. `key` makes the intent idempotent (one row per key)."""
+
+    key: str
+    kind: str
+    chat_id: int
+    text: str
+    parse_mode: str | None = "HTML"
+    reply_markup: str | None = None
+    edit_message_id: int | None = None
+    item_id: int | None = None
+    subscriber_id: int | None = None
+    ref: str | None = None
+
+
+def enqueue(session: Session, deliveries: Sequence[NewDelivery], now: datetime) -> int:
+    """Add deliveries in the caller's transaction; an existing key is left alone."""
+    if not deliveries:
+        return 0
+    rows = [
+        {
+            **_fields(d),
+            "state": DeliveryState.PENDING.value,
+            "next_attempt_at": now,
+            "created_at": now,
+            "attempts": 0,
+            "plain_fallback": False,
+        }
+        for d in deliveries
+    ]
+    result = session.execute(insert_ignoring_conflicts(session, DeliveryRow, ["key"]), rows)
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _fields(d: NewDelivery) -> dict[str, Any]:
+    return {name: getattr(d, name) for name in NewDelivery.__dataclass_fields__}
+
+
+def claim_ready(db: Database, now: datetime, limit: int, lease: timedelta) -> list[Delivery]:
+    """Take up to `limit` deliveries due now, oldest first, for `lease`."""
+    with db.write() as session:
+        query = (
+            select(DELIVERIES)
+            .where(D.state == DeliveryState.PENDING.value, D.next_attempt_at <= now)
+            .order_by(D.next_attempt_at, D.id)
+            .limit(limit)
+        )
+        if is_postgres(session):
+            query = query.with_for_update(skip_locked=True)
+        rows = session.execute(query).mappings().all()
+        ids = [row["id"] for row in rows]
+        if ids:
+            session.execute(
+                update(DELIVERIES)
+                .where(D.id.in_(ids))
+                .values(state=DeliveryState.CLAIMED.value, claimed_until=now + lease)
+            )
+        return [_delivery(row) for row in rows]
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(
+        id=row["id"],
+        chat_id=row["chat_id"],
+        kind=row["kind"],
+        text=row["text"],
+        parse_mode=row["parse_mode"],
+        reply_markup=row["reply_markup"],
+        state=DeliveryState(row["state"]),
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        item_id=row["item_id"],
+        subscriber_id=row["subscriber_id"],
+        edit_message_id=row["edit_message_id"],
+        plain_fallback=row["plain_fallback"],
+    )
+
+
+def mark(session: Session, delivery_id: int, state: DeliveryState, **values: Any) -> None:
+    """Move one delivery to `state` with extra column values."""
+    session.execute(
+        update(DELIVERIES).where(D.id == delivery_id).values(state=state.value, **values)
+    )
+
+
+def mark_sending(db: Database, delivery_id: int, now: datetime, lease: timedelta) -> None:
+    """Committed right before the request: from here on a crash is ambiguous."""
+    with db.write() as session:
+        mark(
+            session,
+            delivery_id,
+            DeliveryState.SENDING,
+            claimed_until=now + lease,
+            attempts=D.attempts + 1,
+        )
+
+
+def retry_later(db: Database, delivery_id: int, at: datetime, error: str, **values: Any) -> None:
+    """Back to pending, not before `at` (429, network failure before sending...)."""
+    with db.write() as session:
+        mark(
+            session,
+            delivery_id,
+            DeliveryState.PENDING,
+            next_attempt_at=at,
+            last_error=error,
+            claimed_until=None,
+            **values,
+        )
+
+
+def release_claims(db: Database, ids: Sequence[int]) -> None:
+    """Hand back claimed deliveries we did not get to (shutdown, limits)."""
+    if not ids:
+        return
+    with db.write() as session:
+        session.execute(
+            update(DELIVERIES)
+            .where(D.id.in_(list(ids)), D.state == DeliveryState.CLAIMED.value)
+            .values(state=DeliveryState.PENDING.value, claimed_until=None)
+        )
+
+
+def recover_expired(db: Database, now: datetime) -> tuple[int, int]:
+    """After a crash: expired claims go back to pending; expired sends become unknown."""
+    with db.write() as session:
+        back = session.execute(
+            update(DELIVERIES)
+            .where(D.state == DeliveryState.CLAIMED.value, D.claimed_until < now)
+            .values(state=DeliveryState.PENDING.value, claimed_until=None)
+        )
+        unknown = session.execute(
+            update(DELIVERIES)
+            .where(D.state == DeliveryState.SENDING.value, D.claimed_until < now)
+            .values(
+                state=DeliveryState.UNKNOWN.value,
+                last_error="interrupted while sending: may or may not have been delivered",
+            )
+        )
+        return int(getattr(back, "rowcount", 0)), int(getattr(unknown, "rowcount", 0))
+
+
+def message_ids(session: Session, ref: str) -> list[tuple[int, int]]:
+    """(chat id, message id) of the sent messages carrying `ref` (e.g. moderation cards)."""
+    query = select(D.chat_id, D.message_id).where(
+        D.ref == ref, D.state == DeliveryState.SENT.value, D.message_id.is_not(None)
+    )
+    return [(row[0], row[1]) for row in session.execute(query).all()]
+
+
+def count_deliveries(session: Session, since: datetime) -> dict[str, int]:
+    """Deliveries created since `since`, by state."""
+    query = select(D.state, func.count()).where(D.created_at >= since).group_by(D.state)
+    return {row[0]: row[1] for row in session.execute(query).all()}
+
+
+def deliveries_for(session: Session, *, item_id: int | None = None) -> list[Delivery]:
+    query = select(DELIVERIES).order_by(D.id)
+    if item_id is not None:
+        query = query.where(D.item_id == item_id)
+    return [_delivery(row) for row in session.execute(query).mappings().all()]

@@ -1,0 +1,174 @@
+"""Businesses and their sources: registration, due-source claims, check results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from storage.convert import is_postgres, to_business, to_source
+from storage.engine import Database
+from storage.tables import BusinessRow, ItemRow, SourceRow
+from storage.values import Business, BusinessStatus, Source
+
+
+class SourceExistsError(ValueError):
+    """The URL is already registered, by `business`."""
+
+    def __init__(self, url: str, business: Business) -> None:
+        self.url = url
+        self.business = business
+        super().__init__(f"{url} is already registered by {business.name}")
+
+
+@dataclass(frozen=True, slots=True)
+class NewBusiness:
+    name: str
+    owner_id: int | None
+    owner_language: str = "fr"
+    category: str | None = None
+    city: str | None = None
+    status: BusinessStatus = BusinessStatus.PENDING
+    trusted: bool = False
+
+
+def create_business(session: Session, new: NewBusiness, now: datetime) -> Business:
+    """Insert a business (inside the caller's transaction)."""
+    row = BusinessRow(
+        name=new.name,
+        owner_id=new.owner_id,
+        owner_language=new.owner_language,
+        category=new.category,
+        city=new.city,
+        status=new.status.value,
+        trusted=new.trusted,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return to_business(row)
+
+
+def create_source(
+    session: Session, business_id: int, url: str, kind: str, now: datetime, title: str | None = None
+) -> Source:
+    """Insert a source due now; SourceExistsError if the URL is already registered."""
+    existing = source_owner(session, url)
+    if existing:
+        raise SourceExistsError(url, existing)
+    row = SourceRow(
+        business_id=business_id, url=url, kind=kind, title=title, next_check_at=now, created_at=now
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError as exc:  # registered concurrently
+        owner = source_owner(session, url)
+        if owner is None:
+            raise
+        raise SourceExistsError(url, owner) from exc
+    return to_source(row)
+
+
+def source_owner(session: Session, url: str) -> Business | None:
+    """The business that registered `url`, if any."""
+    row = session.exec(
+        select(BusinessRow)
+        .join(SourceRow, col(SourceRow.business_id) == col(BusinessRow.id))
+        .where(col(SourceRow.url) == url)
+    ).first()
+    return to_business(row) if row else None
+
+
+def get_business(session: Session, business_id: int) -> Business | None:
+    row = session.get(BusinessRow, business_id)
+    return to_business(row) if row else None
+
+
+def businesses_of(session: Session, owner_id: int) -> list[Business]:
+    rows = session.exec(select(BusinessRow).where(col(BusinessRow.owner_id) == owner_id)).all()
+    return [to_business(r) for r in rows]
+
+
+def sources_of(session: Session, business_id: int) -> list[Source]:
+    rows = session.exec(
+        select(SourceRow)
+        .where(col(SourceRow.business_id) == business_id)
+        .order_by(col(SourceRow.id))
+    ).all()
+    return [to_source(r) for r in rows]
+
+
+def get_source(session: Session, source_id: int) -> Source | None:
+    row = session.get(SourceRow, source_id)
+    return to_source(row) if row else None
+
+
+def delete_source(session: Session, source_id: int) -> None:
+    """Forget a source; its items stay (they may have been published)."""
+    session.execute(
+        update(ItemRow).where(col(ItemRow.source_id) == source_id).values(source_id=None)
+    )
+    row = session.get(SourceRow, source_id)
+    if row:
+        session.delete(row)
+
+
+def update_business(session: Session, business_id: int, **values: Any) -> None:
+    session.execute(update(BusinessRow).where(col(BusinessRow.id) == business_id).values(**values))
+
+
+def decide_business(
+    session: Session, business_id: int, status: BusinessStatus, moderator_id: int, now: datetime
+) -> bool:
+    """Approve or suspend a pending business; False when someone already decided."""
+    result = session.execute(
+        update(BusinessRow)
+        .where(col(BusinessRow.id) == business_id, col(BusinessRow.status) == "pending")
+        .values(status=status.value, decided_by=moderator_id, decided_at=now)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def claim_due_sources(db: Database, now: datetime, limit: int, lease: timedelta) -> list[Source]:
+    """Take up to `limit` due sources; their next check moves to now + lease meanwhile.
+
+    On PostgreSQL `FOR UPDATE SKIP LOCKED` lets several workers claim disjoint batches;
+    on SQLite the writer lock (BEGIN IMMEDIATE) serialises claims.
+    """
+    with db.write() as session:
+        query = (
+            select(SourceRow)
+            .where(col(SourceRow.paused).is_(False), col(SourceRow.next_check_at) <= now)
+            .order_by(col(SourceRow.next_check_at))
+            .limit(limit)
+        )
+        if is_postgres(session):
+            query = query.with_for_update(skip_locked=True)
+        rows = list(session.exec(query).all())
+        sources = [to_source(r) for r in rows]
+        if rows:
+            session.execute(
+                update(SourceRow)
+                .where(col(SourceRow.id).in_([r.id for r in rows]))
+                .values(next_check_at=now + lease)
+            )
+        return sources
+
+
+def update_source(session: Session, source_id: int, **values: Any) -> None:
+    """Record the outcome of a check (validators, schedule, errors)."""
+    session.execute(update(SourceRow).where(col(SourceRow.id) == source_id).values(**values))
+
+
+def count_sources(session: Session) -> dict[str, int]:
+    """Sources by health: active, paused, failing."""
+    count = select(func.count()).select_from(SourceRow)
+    total = session.exec(count).one()
+    paused = session.exec(count.where(col(SourceRow.paused).is_(True))).one()
+    failing = session.exec(count.where(col(SourceRow.failures) > 0)).one()
+    return {"total": total, "paused": paused, "failing": failing}
