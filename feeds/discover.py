@@ -29,7 +29,7 @@ _FEED_TYPES = {
 # Ambiguous media types: WordPress advertises its REST API as application/json, so these
 # count only when the title or href says "feed".
 _HINTED_TYPES = {"application/json": "json", "application/xml": "rss", "text/xml": "rss"}
-_FEED_HINT = re.compile(r"feed|rss|atom", re.IGNORECASE)
+_FEED_HINT = re.compile(r"feed|flux|rss|atom", re.IGNORECASE)  # "flux": French
 
 # Generic paths, most likely first: WordPress (often with its traces hidden), Drupal/Gatsby,
 # Jekyll, Hexo, Hugo, Ghost and others.
@@ -135,7 +135,7 @@ def _feed_link(element: etree._Element, base: str) -> FeedLink | None:
     title = element.get("title") or ""
     href = element.get("href") or ""
     kind = _FEED_TYPES.get(media_type)
-    if kind is None and _FEED_HINT.search(title + " " + href):
+    if kind is None and _FEED_HINT.search(title + " " + href) and "/wp-json/" not in href:
         kind = _HINTED_TYPES.get(media_type)
     feed_url = clean_link(href, base) if kind else None
     if kind is None or feed_url is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import zlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -61,6 +62,7 @@ ACCEPT_ENCODING = "gzip, deflate, br" if BROTLI else "gzip, deflate"
 LIMITS = httpx.Limits(max_connections=20, max_keepalive_connections=5, keepalive_expiry=30.0)
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 PERMANENT = frozenset({301, 308})
+_HOST_CHARS = re.compile(r"[a-z0-9_.-]+")  # httpx hands back IDNA hosts lower-cased
 
 Clock = Callable[[], datetime]
 
@@ -76,6 +78,8 @@ def check_url(url: str) -> httpx.URL:
         raise InvalidURLError(url, f"malformed URL: {exc}") from exc
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise InvalidURLError(url, "only http and https URLs with a host are fetched")
+    if ":" not in parsed.host and not _HOST_CHARS.fullmatch(parsed.host):
+        raise InvalidURLError(url, f"not a host name: {parsed.host}")
     return parsed
 
 

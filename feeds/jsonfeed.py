@@ -2,7 +2,7 @@
 
 Relative URLs resolve against the feed's own ``feed_url``, else its ``home_page_url``, else the
 URL the document came from. An item's link is its ``url``, else its ``external_url``; an item
-without an ``id`` has no guid. The summary is ``summary`` (plain text), else ``content_html``,
+without an ``id`` has no guid. The summary is ``summary``, else ``content_html``,
 else ``content_text``; the image is ``image``, else ``banner_image``, else the first picture in
 the content. Author avatars are never an item's image.
 """
@@ -81,7 +81,8 @@ def _item(item: dict[str, Any], base: str) -> FeedItem | None:
     title = clean_text((_str(item.get("title")) or "")[:TITLE_MAX_CHARS] or None)
     link = clean_link(_str(item.get("url")) or _str(item.get("external_url")), base)
     body = _str(item.get("content_html")) or _text_as_html(_str(item.get("content_text")))
-    summary = html_to_text(_text_as_html(_str(item.get("summary"))) or body)
+    # `summary` is plain text by the spec, but PHP plugins put entities in it: read it as HTML.
+    summary = html_to_text(_str(item.get("summary")) or body)
     if not (title or link or summary):
         return None
     guid = item.get("id")

@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urljoin
 
 from lxml import etree  # type: ignore[import-untyped]
 
@@ -39,10 +40,14 @@ _COMMENT_WRAPPER = re.compile(r"^\s*(?:<!--|//\s*<!\[CDATA\[)|(?:-->|//\s*\]\]>)
 
 def jsonld_items(root: etree._Element, base: str) -> list[FeedItem]:
     """Items from every JSON-LD block of a page; unreadable blocks are skipped."""
-    nodes = [node for block in _blocks(root) for node in _walk(block)]
-    index = {node["@id"]: node for node in nodes if isinstance(node.get("@id"), str)}
-    kept = _drop_variants(nodes)
-    return [_item(node, _kind(node), index, base) for node in kept]
+    blocks = list(_blocks(root))
+    index: dict[str, Node] = {}
+    try:
+        nodes = [node for block in blocks for node in _walk(block)]
+        _index(blocks, index)
+        return [_item(node, _kind(node), index, base) for node in _drop_variants(nodes)]
+    except RecursionError:  # absurdly deep JSON: not a real page's data
+        return []
 
 
 def _blocks(root: etree._Element) -> Iterator[Any]:
@@ -54,7 +59,7 @@ def _blocks(root: etree._Element) -> Iterator[Any]:
         try:
             # strict=False: raw newlines inside strings are common in hand-made blocks.
             yield json.loads(text, strict=False)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
 
 
@@ -72,6 +77,18 @@ def _walk(value: Any) -> Iterator[Node]:
             return
         for key in _CONTAINER_KEYS:
             yield from _walk(value.get(key))
+
+
+def _index(value: Any, index: dict[str, Node]) -> None:
+    """Record every described node by @id: Yoast and others refer to images that way."""
+    if isinstance(value, list):
+        for member in value:
+            _index(member, index)
+    elif isinstance(value, dict):
+        if isinstance(value.get("@id"), str) and len(value) > 1:
+            index.setdefault(value["@id"], value)
+        for member in value.values():
+            _index(member, index)
 
 
 def _types(node: Node) -> set[str]:
@@ -110,17 +127,24 @@ def _drop_variants(nodes: list[Node]) -> list[Node]:
 def _item(node: Node, kind: str | None, index: dict[str, Node], base: str) -> FeedItem:
     """One FeedItem from an article, event or product node."""
     link = _link(node, base)
-    ident = node.get("@id")
+    ident = _text(node.get("@id"))
     # An event's startDate says when it happens, not when it was announced.
     dates = _EVENT_DATES if kind == "event" else _POST_DATES
     return FeedItem(
         title=clean_text(_text(node.get("headline")) or _text(node.get("name"))),
         link=link,
-        guid=ident if isinstance(ident, str) and ident.strip() else link,
+        guid=_guid(ident, base) or link,
         published=next((d for k in dates if (d := parse_date(_text(node.get(k))))), None),
         summary=html_to_text(_text(node.get("description")) or _text(node.get("articleBody"))),
         image=_image(node.get("image"), index, base),
     )
+
+
+def _guid(ident: str | None, base: str) -> str | None:
+    """An @id as an identifier: resolved when relative ("#product"), not a blank node."""
+    if not ident or not ident.strip() or ident.startswith("_:"):
+        return None
+    return urljoin(base, ident.strip())
 
 
 def _link(node: Node, base: str) -> str | None:
@@ -139,9 +163,10 @@ def _image(value: Any, index: dict[str, Node], base: str) -> str | None:
     if isinstance(value, list):
         return next((i for v in value if (i := _image(v, index, base))), None)
     if isinstance(value, dict):
-        node = index.get(value.get("@id", ""), value) if "@id" in value else value
+        ref = value.get("@id")
+        node = index.get(ref, value) if isinstance(ref, str) else value
         value = node.get("url") or node.get("contentUrl")
-    url = clean_link(value, base) if isinstance(value, str) else None
+    url = clean_link(_text(value), base)
     return None if url is None or is_avatar(url) else url
 
 
@@ -151,4 +176,7 @@ def _text(value: Any) -> str | None:
         value = next(iter(value), None)
     if isinstance(value, dict):
         value = value.get("@value")
-    return value if isinstance(value, str) else None
+    if not isinstance(value, str):
+        return None
+    # JSON may escape lone surrogates ("\\ud800"), which no UTF-8 text can carry.
+    return value.encode("utf-8", "replace").decode("utf-8")

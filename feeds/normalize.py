@@ -260,9 +260,11 @@ def _truncate(text: str, max_chars: int) -> str:
     """``text`` cut at a word boundary to fit ``max_chars`` with a trailing "…"."""
     if len(text) <= max_chars:
         return text
-    cut = text[: max(max_chars - 1, 0)]
+    limit = max(max_chars - 1, 0)
+    cut = text[:limit]
     head, space, _ = cut.rpartition(" ")
-    if space and len(head) >= len(cut) // 2:  # a huge last word: cut inside it instead
+    ends_inside_a_word = text[limit] != " "
+    if ends_inside_a_word and space and len(head) >= len(cut) // 2:  # else cut the long word
         cut = head
     return cut.rstrip(" ,;:.-–—") + "…"
 

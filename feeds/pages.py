@@ -8,7 +8,8 @@ out. A page with nothing readable gives zero items; the caller decides what that
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import mf2py
@@ -29,44 +30,52 @@ from feeds.normalize import (
 
 Properties = dict[str, list[Any]]
 
+_H_ENTRY = "//*[contains(concat(' ', normalize-space(@class), ' '), ' h-entry ')]"
+
 
 def parse_page(html: bytes, url: str) -> ParsedFeed:
     """The page's items (from the first source that has any) and the site's name."""
     root = parse_html(html)
     if root is None:
         return ParsedFeed(kind="page", title=None, link=url, items=())
-    base = document_base(root, url)
     meta = _meta(root)
-    items = _mf2_items(html, url) or jsonld_items(root, base) or _og_items(root, meta, base, url)
+    items = _items(root, meta, html, url)
     if len(items) == 1 and items[0].link is None:
         # A page holding a single item is that item's page.
-        items = [_with_link(items[0], url)]
+        items = [replace(items[0], link=url)]
     title = clean_text(meta.get("og:site_name")) or clean_text(root.findtext(".//title"))
     return ParsedFeed(kind="page", title=title, link=url, items=tuple(items))
 
 
-def _with_link(item: FeedItem, link: str) -> FeedItem:
-    """A copy of the item pointing at ``link``."""
-    return FeedItem(
-        title=item.title,
-        link=link,
-        guid=item.guid,
-        published=item.published,
-        summary=item.summary,
-        image=item.image,
-        content_html=item.content_html,
+def _items(root: etree._Element, meta: dict[str, str], html: bytes, url: str) -> list[FeedItem]:
+    """Items of the most trusted source that has any; an item needs a title or a summary."""
+    base = document_base(root, url)
+    sources: tuple[Callable[[], list[FeedItem]], ...] = (
+        lambda: _mf2_items(root, html, url, base),
+        lambda: jsonld_items(root, base),
+        lambda: _og_items(root, meta, base, url),
     )
+    for source in sources:
+        items = [item for item in source() if item.title or item.summary]
+        if items:
+            return items
+    return []
 
 
-def _mf2_items(html: bytes, url: str) -> list[FeedItem]:
-    """Items from the page's h-entry microformats (inside an h-feed or not)."""
-    if b"h-entry" not in html:  # mf2py is slow; most pages have none
+def _mf2_items(root: etree._Element, html: bytes, url: str, base: str) -> list[FeedItem]:
+    """Items from the page's h-entry microformats (inside an h-feed or not).
+
+    Only pages that mark an h-entry on purpose: mf2py also reads the old "hentry" class,
+    which themes add to every page whether it is news or not.
+    """
+    if not root.xpath(_H_ENTRY):  # mf2py is slow; most pages have none
         return []
     with warnings.catch_warnings():
         # BeautifulSoup warns about odd input (it looks like a URL, a file name…): not our case.
         warnings.simplefilter("ignore")
         parsed = mf2py.parse(doc=decode_html(html), url=url, html_parser="lxml")
-    return [_mf2_item(entry["properties"]) for entry in _h_entries(parsed.get("items", []))]
+    entries = _h_entries(parsed.get("items", []))
+    return [_mf2_item(entry.get("properties", {}), base) for entry in entries]
 
 
 def _h_entries(items: list[Any]) -> Iterator[Any]:
@@ -80,8 +89,8 @@ def _h_entries(items: list[Any]) -> Iterator[Any]:
             yield from _h_entries(item.get("children", []))
 
 
-def _mf2_item(props: Properties) -> FeedItem:
-    """One FeedItem from an h-entry's properties."""
+def _mf2_item(props: Properties, base: str) -> FeedItem:
+    """One FeedItem from an h-entry's properties (mf2py has made their URLs absolute)."""
     content = _first(props, "content")
     content_html = content.get("html") if isinstance(content, dict) else None
     content_text = content.get("value") if isinstance(content, dict) else content
@@ -98,8 +107,8 @@ def _mf2_item(props: Properties) -> FeedItem:
         guid=uid or clean_link(url, None),
         published=parse_date(_string(_first(props, "published") or _first(props, "updated"))),
         summary=html_to_text(summary) or html_to_text(content_html) or html_to_text(content_text),
-        image=_mf2_image(props, content_html, url),
-        content_html=sanitize_html(content_html, url),
+        image=_mf2_image(props, content_html, base),
+        content_html=sanitize_html(content_html, base),
     )
 
 
@@ -114,7 +123,11 @@ def _mf2_image(props: Properties, content_html: str | None, base: str | None) ->
 
 
 def _og_items(root: etree._Element, meta: dict[str, str], base: str, url: str) -> list[FeedItem]:
-    """The page itself as one item, when it has an og:title."""
+    """The page itself as one item, when it has an og:title.
+
+    Only an article page is a lasting item (guid = its URL); a homepage or a product page
+    keeps its URL while its news changes, so it gets no guid.
+    """
     title = clean_text(meta.get("og:title"))
     if title is None:
         return []
@@ -125,7 +138,7 @@ def _og_items(root: etree._Element, meta: dict[str, str], base: str, url: str) -
         FeedItem(
             title=title,
             link=link,
-            guid=link,
+            guid=link if meta.get("og:type", "").strip().lower() == "article" else None,
             published=parse_date(meta.get("article:published_time")),
             summary=html_to_text(meta.get("og:description") or meta.get("description")),
             image=None if image is None or is_avatar(image) else image,

@@ -2,7 +2,7 @@
 
 Bytes and the URL they came from in, plain values out. feedparser reads XML feeds; this module
 decides what the document is, prepares the bytes so feedparser cannot be misled (encoding, huge
-author fields, paths mistaken for files), and refuses what is not a feed. Entries become items
+author fields, picture captions taken for titles, bytes taken for file names), and refuses what is not a feed. Entries become items
 in `feeds.feedentry`.
 
 Rules:
@@ -48,9 +48,9 @@ _FEED_ROOT = re.compile(r"<(?:[\w.-]+:)?(rss|feed|RDF)\b")
 _HTML_ROOT = re.compile(r"<!DOCTYPE\s+html|<html\b", re.I)
 _HTML_HINT = re.compile(r"<(?:head|body|meta|title|div|p|script|link)\b", re.I)
 _XML_ENCODING = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([\w.:-]+)["']""")
-_AUTHOR_OPEN = re.compile(
-    r"<((?:[\w.-]+:)?(?:author|creator|managingEditor|webMaster|publisher|contributor))"
-    r"(?:\s[^>]*)?(?<!/)>",
+_MISLEADING = re.compile(
+    r"<((?:[\w.-]+:)?(?:author|creator|managingEditor|webMaster|publisher|contributor)"
+    r"|media:title|media:description)(?:\s[^>]*)?(?<!/)>",
     re.I,
 )
 _TRAILING_COMMENT = re.compile(r"<!--(?:(?!<!--).)*?-->\s*\Z", re.S)
@@ -174,7 +174,7 @@ codecs.register_error("relay-cp1252", _cp1252_fallback)
 
 def _feedparser(text: str) -> Any:
     """feedparser's result for the document, Any kept at this boundary."""
-    data = _defuse_authors(text).encode("utf-8")
+    data = _defuse(text).encode("utf-8")
     # A BytesIO, never bytes or str: feedparser opens a bytes value that names a local file.
     return feedparser.parse(
         io.BytesIO(data),
@@ -186,26 +186,35 @@ def _feedparser(text: str) -> Any:
     )
 
 
-def _defuse_authors(text: str) -> str:
-    """Empty author-like elements too long for feedparser's quadratic email regex.
+def _defuse(text: str) -> str:
+    """Remove elements that mislead feedparser, in one linear pass.
 
-    Linear: each closing tag is looked for once, from where the previous element ended.
-    Authors are not used by the relay, so nothing is lost.
+    - media:title / media:description describe a picture, but feedparser files them as the
+      entry's title and summary when the entry has none of its own (or has it after them).
+    - author-like elements longer than AUTHOR_MAX_CHARS: feedparser's email regex is
+      quadratic on them. The relay does not use authors, so nothing is lost.
+
+    Each closing tag is looked for once, from where the previous element ended. An unclosed
+    element ends the document: it was cut there anyway.
     """
     pieces: list[str] = []
     pos = 0
-    while (opening := _AUTHOR_OPEN.search(text, pos)) is not None:
-        close = text.find(f"</{opening.group(1)}", opening.end())
-        if close == -1:
-            close = len(text)  # unclosed: the document was cut here
-        elif close - opening.end() <= AUTHOR_MAX_CHARS:
+    while (opening := _MISLEADING.search(text, pos)) is not None:
+        name = opening.group(1)
+        close = text.find(f"</{name}", opening.end())
+        if close != -1 and _is_author(name) and close - opening.end() <= AUTHOR_MAX_CHARS:
             pieces.append(text[pos:close])
             pos = close
             continue
-        pieces.append(text[pos : opening.end()])
-        pos = close
+        pieces.append(text[pos : opening.start()])
+        pos = len(text) if close == -1 else text.find(">", close) + 1 or len(text)
     pieces.append(text[pos:])
     return "".join(pieces)
+
+
+def _is_author(name: str) -> bool:
+    """True for the author-like elements `_defuse` only shortens."""
+    return not name.lower().startswith("media:")
 
 
 def _is_truncated(text: str) -> bool:

@@ -16,9 +16,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from feeds.fetch import Fetcher
-
 from feeds.errors import FeedError, NoFeedFoundError
+from feeds.fetch import Fetcher
 from feeds.models import FeedItem, FeedLink
 from feeds.reader import Progress, SourceReading, discover_source, read_source
 from relay.i18n import language_for, text

@@ -19,8 +19,8 @@ from relay.settings import PacingSettings
 from storage.values import ItemState, QueuedItem
 
 HOUR = timedelta(hours=1)
-# Sorts after every real datetime; never compared with one (see `_missing_last`).
-_NEVER = datetime.min
+# Placeholder for a missing date; never compared with a real one (see `_missing_last`).
+_NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 def can_publish_now(

@@ -17,8 +17,8 @@ Outcome = Literal["ok", "not_modified", "error", "gone", "retry_later", "moved"]
 
 MINIMUM_INTERVAL = timedelta(minutes=5)
 MAXIMUM_INTERVAL = timedelta(hours=24)
-# 2**40 times any sane interval is far beyond the cap: stop doubling there (no huge ints).
-_MAX_DOUBLINGS = 40
+# 2**20 times any sane interval is far beyond the cap, yet fits in a timedelta: stop there.
+_MAX_DOUBLINGS = 20
 
 # Reason codes: stable strings the pipeline stores as `last_error` / maps to catalogue keys.
 REASON_MOVED = "moved"  # permanent redirect followed: the caller updates the source URL
@@ -70,10 +70,12 @@ def polling_interval(
     return max(minimum, min(cap, longest))
 
 
-def backoff(failures: int, base_interval: timedelta, *, cap: timedelta = MAXIMUM_INTERVAL) -> timedelta:
+def backoff(
+    failures: int, base_interval: timedelta, *, cap: timedelta = MAXIMUM_INTERVAL
+) -> timedelta:
     """Delay after `failures` consecutive failures: base × 2^(failures−1), at most `cap`."""
     doublings = min(max(failures - 1, 0), _MAX_DOUBLINGS)
-    return min(cap, base_interval * 2**doublings)
+    return min(cap, min(base_interval, cap) * (1 << doublings))
 
 
 def after_failure(

@@ -86,9 +86,7 @@ def truncate_text(text: str, visible: int, raw: int | None = None) -> str:
     size = min(len(text), visible)
     while size > 0:
         candidate = _cut_at_word(text, size) + ELLIPSIS
-        excess = max(
-            utf16_len(candidate) - visible, utf16_len(escape(candidate)) - raw_limit
-        )
+        excess = max(utf16_len(candidate) - visible, utf16_len(escape(candidate)) - raw_limit)
         if excess <= 0:
             return candidate
         size -= max(1, excess // 6)  # an escaped character costs at most 6
@@ -123,7 +121,7 @@ def item_label(item: QueuedItem, limit: int = _TITLE_CHARS) -> str:
 
 
 def hashtag(word: str | None) -> str | None:
-    """"#Word" from a category or city (letters, digits and _ only), None if nothing is left."""
+    """ "#Word" from a category or city (letters, digits and _ only), None if nothing is left."""
     tag = re.sub(r"\W+", "", word or "")
     return f"#{tag[:50]}" if any(c.isalpha() for c in tag) else None
 

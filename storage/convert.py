@@ -106,3 +106,14 @@ def to_delivery(row: DeliveryRow) -> Delivery:
         edit_message_id=row.edit_message_id,
         plain_fallback=row.plain_fallback,
     )
+
+
+def serialize_job(session: Session, job_id: int) -> None:
+    """Let one process at a time run this transaction (PostgreSQL advisory lock).
+
+    On SQLite, writers already run one at a time (BEGIN IMMEDIATE).
+    """
+    if is_postgres(session):
+        from sqlalchemy import text
+
+        session.execute(text("SELECT pg_advisory_xact_lock(:job)"), {"job": job_id})

@@ -84,8 +84,14 @@ def story_candidates(
             conditions.append(column.in_(values))
     if not conditions:
         return []
+    # Only stories that entered the queue count: an old item recorded as "seen" when its
+    # source was added must not swallow another business's fresh copy of the story.
+    live = [
+        s.value
+        for s in (ItemState.PENDING, ItemState.APPROVED, ItemState.PUBLISHED, ItemState.REJECTED)
+    ]
     query = select(IT.id, IT.business_id, IT.story_key, IT.fingerprint).where(
-        or_(*conditions), IT.state != ItemState.DUPLICATE.value
+        or_(*conditions), IT.state.in_(live)
     )
     return [StoryCandidate(*row) for row in session.execute(query).all()]
 
@@ -178,6 +184,15 @@ def items_by_id(session: Session, ids: Sequence[int]) -> list[QueuedItem]:
     if not ids:
         return []
     query = _queued_select().where(IT.id.in_(list(ids))).order_by(IT.id)
+    return _queued(session.execute(query).all())
+
+
+def items_of_business(session: Session, business_id: int, state: str) -> list[QueuedItem]:
+    query = (
+        _queued_select()
+        .where(IT.business_id == business_id, IT.state == state)
+        .order_by(IT.first_seen, IT.id)
+    )
     return _queued(session.execute(query).all())
 
 

@@ -167,12 +167,24 @@ def recover_expired(db: Database, now: datetime) -> tuple[int, int]:
         return int(getattr(back, "rowcount", 0)), int(getattr(unknown, "rowcount", 0))
 
 
-def message_ids(session: Session, ref: str) -> list[tuple[int, int]]:
-    """(chat id, message id) of the sent messages carrying `ref` (e.g. moderation cards)."""
-    query = select(D.chat_id, D.message_id).where(
-        D.ref == ref, D.state == DeliveryState.SENT.value, D.message_id.is_not(None)
+def sent_messages(session: Session, ref: str) -> list[tuple[int, int, str]]:
+    """(chat id, message id, text) of the sent messages carrying `ref` (moderation cards)."""
+    query = select(D.chat_id, D.message_id, D.text).where(
+        D.ref == ref,
+        D.kind != "edit",
+        D.state == DeliveryState.SENT.value,
+        D.message_id.is_not(None),
     )
-    return [(row[0], row[1]) for row in session.execute(query).all()]
+    return [(row[0], row[1], row[2]) for row in session.execute(query).all()]
+
+
+def cancel_pending(session: Session, ref: str, reason: str) -> None:
+    """Unsent copies of an obsolete message (a card already decided) are not sent."""
+    session.execute(
+        update(DELIVERIES)
+        .where(D.ref == ref, D.state == DeliveryState.PENDING.value)
+        .values(state=DeliveryState.FAILED.value, last_error=reason)
+    )
 
 
 def count_deliveries(session: Session, since: datetime) -> dict[str, int]:
@@ -186,3 +198,22 @@ def deliveries_for(session: Session, *, item_id: int | None = None) -> list[Deli
     if item_id is not None:
         query = query.where(D.item_id == item_id)
     return [_delivery(row) for row in session.execute(query).mappings().all()]
+
+
+def fail_pending_for_chat(session: Session, chat_id: int, reason: str) -> None:
+    """A chat that blocked the bot gets nothing more: its waiting messages are dropped."""
+    session.execute(
+        update(DELIVERIES)
+        .where(D.chat_id == chat_id, D.state == DeliveryState.PENDING.value)
+        .values(state=DeliveryState.FAILED.value, last_error=reason)
+    )
+
+
+def delete_finished_before(db: Database, before: datetime) -> int:
+    """Old sent/failed/unknown deliveries are only history: keep a month of it."""
+    finished = [DeliveryState.SENT.value, DeliveryState.FAILED.value, DeliveryState.UNKNOWN.value]
+    with db.write() as session:
+        result = session.execute(
+            DELIVERIES.delete().where(D.state.in_(finished), D.created_at < before)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)

@@ -133,3 +133,12 @@ def moderators(session: Session) -> list[tuple[int, str, str]]:
 
 def set_moderator_language(session: Session, user_id: int, language: str) -> None:
     session.execute(update(MODERATORS).where(M.user_id == user_id).values(language=language))
+
+
+def remember_moderator_name(session: Session, user_id: int, name: str) -> None:
+    """Keep the display name shown on decided cards up to date."""
+    session.execute(update(MODERATORS).where(M.user_id == user_id).values(name=name[:200]))
+
+
+def moderator_name(session: Session, user_id: int) -> str | None:
+    return session.execute(select(M.name).where(M.user_id == user_id)).scalar_one_or_none()

@@ -138,6 +138,7 @@ class ModeratorRow(SQLModel, table=True):
 
     user_id: int = Field(sa_column=Column(BigInteger(), primary_key=True, autoincrement=False))
     role: str = Field(default="moderator", max_length=20)
+    name: str | None = Field(default=None, max_length=200)
     language: str = Field(default="fr", max_length=5)
     added_by: int | None = _big()
     added_at: datetime | None = _ts()

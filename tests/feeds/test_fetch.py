@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import brotli  # type: ignore[import-untyped]
+import httpcore
 import httpx
 import pytest
 
@@ -31,6 +32,7 @@ from feeds.errors import (
 )
 from feeds.fetch import (
     Fetcher,
+    convert_error,
     is_permanent_chain,
     parse_content_type,
     parse_max_age,
@@ -160,7 +162,9 @@ def conditional(req: Request) -> Reply:
     """304 when the client proves it holds version "v1"."""
     if req.headers.get("if-none-match") == '"v1"':
         return Reply(304, headers={"ETag": '"v1"'})
-    return Reply(body=FEED, headers={"ETag": '"v1"', "Last-Modified": "Sat, 01 Mar 2025 10:00:00 GMT"})
+    return Reply(
+        body=FEED, headers={"ETag": '"v1"', "Last-Modified": "Sat, 01 Mar 2025 10:00:00 GMT"}
+    )
 
 
 async def test_conditional_get_gives_not_modified(server: LocalServer, fetcher: Fetcher) -> None:
@@ -357,7 +361,9 @@ async def test_max_redirects(server: LocalServer, fetcher: Fetcher, hops: int, o
             await fetcher.fetch(server.url("/r0"))
 
 
-@pytest.mark.parametrize("target", ["javascript:alert(1)", "ftp://example.com/feed", "file:///etc/passwd"])
+@pytest.mark.parametrize(
+    "target", ["javascript:alert(1)", "ftp://example.com/feed", "file:///etc/passwd"]
+)
 async def test_redirect_to_other_scheme(server: LocalServer, fetcher: Fetcher, target: str) -> None:
     server.route("/evil", redirect(302, target))
     with pytest.raises(InvalidURLError) as info:
@@ -510,7 +516,9 @@ async def test_invalid_urls(fetcher: Fetcher, url: str) -> None:
         await fetcher.fetch(url)
 
 
-async def test_proxy_variables_ignored(server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_proxy_variables_ignored(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dead = f"http://127.0.0.1:{unused_port()}"
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
         monkeypatch.setenv(name, dead)
@@ -530,3 +538,28 @@ async def test_explicit_proxy_checks_target_first(server: LocalServer) -> None:
     async with Fetcher(FetchSettings(proxy=server.url(), allowed_networks=("127.0.0.0/8",))) as f:
         assert (await f.fetch(target)).content == FEED
     assert server.requests[0].path == target
+
+
+CONVERSIONS = [
+    (httpx.ConnectTimeout("slow"), FetchTimeoutError),
+    (httpx.ReadTimeout("slow"), FetchTimeoutError),
+    (httpx.PoolTimeout("busy"), FetchTimeoutError),
+    (TimeoutError(), FetchTimeoutError),
+    (httpx.ConnectError("refused"), UnreachableError),
+    (httpx.ReadError("reset"), UnreachableError),
+    (httpx.RemoteProtocolError("garbage"), UnreachableError),
+    (httpx.ProxyError("proxy said no"), UnreachableError),
+    (httpcore.ConnectError("no DNS"), UnreachableError),
+    (ConnectionResetError(), UnreachableError),
+    (httpx.UnsupportedProtocol("gopher"), InvalidURLError),
+    (httpx.InvalidURL("bad"), InvalidURLError),
+    (httpx.DecodingError("bad gzip"), FetchError),
+    (httpx.TooManyRedirects("many"), FetchError),
+]
+
+
+@pytest.mark.parametrize(("exc", "expected"), CONVERSIONS)
+def test_convert_error(exc: Exception, expected: type[FetchError]) -> None:
+    converted = convert_error("http://example.com/", exc)
+    assert type(converted) is expected
+    assert converted.url == "http://example.com/"

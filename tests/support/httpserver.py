@@ -7,6 +7,7 @@ Runs in a thread; every request is recorded so tests can assert how we behaved
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -56,7 +57,10 @@ class LocalServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # A short poll interval: stop() waits up to one interval (0.5 s by default, per test).
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def start(self) -> LocalServer:
         self._thread.start()
@@ -79,14 +83,15 @@ class LocalServer:
         req = Request(h.command, h.path, {k.lower(): v for k, v in h.headers.items()})
         self.requests.append(req)
         handler = self.routes.get(h.path)
-        reply = handler(req) if handler else Reply(404, b"<html><body>Not found</body></html>",
-                                                   {"Content-Type": "text/html"})
+        reply = (
+            handler(req)
+            if handler
+            else Reply(404, b"<html><body>Not found</body></html>", {"Content-Type": "text/html"})
+        )
         if reply.delay:
             time.sleep(reply.delay)
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # client gave up
             self._write(h, reply)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
         if reply.close:
             h.close_connection = True
 

@@ -1,0 +1,258 @@
+"""Record a source check: new items (deduped, in their moderation state), the schedule,
+and the notices it causes, in one write transaction per source."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from feeds.errors import FeedError
+from feeds.keys import fingerprint_bands
+from feeds.models import FetchResult
+from relay import moderation, notices
+from relay.intake import Keyed, Verdict, initial_picks, judge_stories, starting_state, unseen
+from relay.parsing import ParsedDocument
+from relay.scheduling import Outcome, ScheduleDecision, decide_schedule
+from relay.settings import Settings
+from storage.engine import Database
+from storage.items import NewItem, insert_items, known_identities, story_candidates
+from storage.sources import get_business, source_owner, update_source
+from storage.values import Business, ItemState, Source
+
+log = logging.getLogger(__name__)
+
+
+def record_items(
+    db: Database,
+    source: Source,
+    result: FetchResult,
+    document: ParsedDocument,
+    now: datetime,
+    settings: Settings,
+    rand: float,
+) -> tuple[int, int]:
+    """Store a changed document's new items; returns (new items, items queued)."""
+    keyed = _keyed(document)
+    schedule = _schedule(
+        source, "ok", now, settings, rand, result.max_age, document.feed.ttl_minutes
+    )
+    with db.write() as session:
+        business = get_business(session, source.business_id)
+        assert business is not None
+        fresh = unseen(keyed, known_identities(session, source.id, [k.identity for k in keyed]))
+        rows, verdicts = _new_rows(session, source, business, fresh, now, settings)
+        ids = _insert(session, rows, verdicts)
+        pending = [i for i, row in zip(ids, rows, strict=True) if row.state == ItemState.PENDING]
+        if business.status.value == "active" and pending:
+            moderation.enqueue_item_cards(session, pending, settings, now)
+        values = _success_values(source, result, schedule, now, document.feed.title)
+        if ids:
+            values["last_new_item_at"] = now
+        _update(session, source, result, values)
+    queued = sum(1 for row in rows if row.state in (ItemState.PENDING, ItemState.APPROVED))
+    return len(rows), queued
+
+
+def record_unchanged(
+    db: Database,
+    source: Source,
+    result: FetchResult,
+    now: datetime,
+    settings: Settings,
+    rand: float,
+) -> None:
+    """304 or same body: only the schedule and validators move."""
+    schedule = _schedule(source, "not_modified", now, settings, rand, result.max_age, None)
+    with db.write() as session:
+        _update(session, source, result, _success_values(source, result, schedule, now, None))
+
+
+def record_failure(
+    db: Database,
+    source: Source,
+    error: FeedError,
+    retry_after: float | None,
+    now: datetime,
+    settings: Settings,
+    rand: float,
+) -> ScheduleDecision:
+    """Back off; pause at the threshold (or at once on 410) and tell the owner why."""
+    outcome: Outcome = {"gone": "gone", "retry_later": "retry_later"}.get(error.code, "error")  # type: ignore[assignment]
+    interval = timedelta(seconds=source.interval_seconds)
+    decision = decide_schedule(
+        now,
+        interval,
+        source.failures,
+        outcome,
+        retry_after=retry_after,
+        settings=settings.polling,
+        rand=rand,
+    )
+    with db.write() as session:
+        update_source(
+            session,
+            source.id,
+            next_check_at=decision.next_check_at,
+            failures=decision.failures,
+            last_error=error.code,
+            last_error_detail=error.detail[:1000],
+            last_error_at=now,
+            last_checked_at=now,
+            paused=decision.pause,
+        )
+        if decision.pause and not source.paused:
+            notices.enqueue_source_paused(session, source, error, decision, settings, now)
+    return decision
+
+
+def _keyed(document: ParsedDocument) -> list[Keyed]:
+    keyed: list[Keyed] = []
+    seen: set[str] = set()
+    for item, identity, story, fp in zip(
+        document.feed.items,
+        document.identities,
+        document.story_keys,
+        document.fingerprints,
+        strict=True,
+    ):
+        if identity not in seen:  # one row per identity, even if a feed repeats an item
+            seen.add(identity)
+            keyed.append(Keyed(item, identity, story, fp))
+    return keyed
+
+
+def _new_rows(
+    session: Session,
+    source: Source,
+    business: Business,
+    fresh: Sequence[Keyed],
+    now: datetime,
+    settings: Settings,
+) -> tuple[list[NewItem], list[Verdict]]:
+    """Rows for the unseen items (duplicates credited, the rest in their starting state)."""
+    if source.last_checked_at is None:  # first look at a new source: no flood of old news
+        polling = settings.polling
+        picks = initial_picks(
+            [k.item for k in fresh],
+            now,
+            count=polling.initial_items,
+            max_age=timedelta(days=polling.initial_max_age_days),
+        )
+    else:
+        picks = set(range(len(fresh)))
+    bands = [fingerprint_bands(k.fingerprint) for k in fresh if k.fingerprint is not None]
+    stored = story_candidates(session, [k.story_key for k in fresh if k.story_key], bands)
+    verdicts = judge_stories(fresh, stored)
+    rows = [
+        _row(source, business, k, verdict, index in picks, now)
+        for index, (k, verdict) in enumerate(zip(fresh, verdicts, strict=True))
+    ]
+    return rows, verdicts
+
+
+def _row(
+    source: Source, business: Business, k: Keyed, verdict: Verdict, picked: bool, now: datetime
+) -> NewItem:
+    if verdict.is_duplicate:
+        state = ItemState.DUPLICATE
+    else:
+        state = starting_state(business.status, business.trusted, picked)
+    bands = fingerprint_bands(k.fingerprint) if k.fingerprint is not None else (None,) * 4
+    return NewItem(
+        source_id=source.id,
+        business_id=business.id,
+        identity=k.identity,
+        story_key=k.story_key,
+        fingerprint=k.fingerprint,
+        fp_band0=bands[0],
+        fp_band1=bands[1],
+        fp_band2=bands[2],
+        fp_band3=bands[3],
+        title=k.item.title,
+        link=k.item.link,
+        summary=k.item.summary,
+        image=k.item.image,
+        published=k.item.published,
+        first_seen=now,
+        state=state.value,
+        approved_at=now if state is ItemState.APPROVED else None,
+        duplicate_of=verdict.duplicate_of_id,
+    )
+
+
+def _insert(session: Session, rows: list[NewItem], verdicts: list[Verdict]) -> list[int]:
+    """Insert, first the rows that refer to no other new row, then those that do."""
+    first = [i for i, v in enumerate(verdicts) if v.duplicate_of_index is None]
+    later = [i for i, v in enumerate(verdicts) if v.duplicate_of_index is not None]
+    ids: dict[int, int] = dict(
+        zip(first, insert_items(session, [rows[i] for i in first]), strict=True)
+    )
+    resolved = [replace(rows[i], duplicate_of=ids[_index(verdicts[i])]) for i in later]
+    ids.update(zip(later, insert_items(session, resolved), strict=True))
+    return [ids[i] for i in range(len(rows))]
+
+
+def _index(verdict: Verdict) -> int:
+    assert verdict.duplicate_of_index is not None
+    return verdict.duplicate_of_index
+
+
+def _schedule(
+    source: Source,
+    outcome: Outcome,
+    now: datetime,
+    settings: Settings,
+    rand: float,
+    max_age: float | None,
+    ttl: int | None,
+) -> ScheduleDecision:
+    return decide_schedule(
+        now,
+        timedelta(seconds=source.interval_seconds),
+        source.failures,
+        outcome,
+        max_age=max_age,
+        ttl=ttl,
+        settings=settings.polling,
+        rand=rand,
+    )
+
+
+def _success_values(
+    source: Source,
+    result: FetchResult,
+    schedule: ScheduleDecision,
+    now: datetime,
+    title: str | None,
+) -> dict[str, object]:
+    values: dict[str, object] = {
+        "next_check_at": schedule.next_check_at,
+        "failures": 0,
+        "last_error": None,
+        "last_error_detail": None,
+        "last_checked_at": now,
+        "etag": result.validators.etag,
+        "last_modified": result.validators.last_modified,
+    }
+    if result.body_hash:
+        values["body_hash"] = result.body_hash
+    if title and title != source.title:
+        values["title"] = title
+    return values
+
+
+def _update(
+    session: Session, source: Source, result: FetchResult, values: dict[str, object]
+) -> None:
+    """Store the check; a permanent redirect moves the source to its new URL."""
+    moved = result.permanent_redirect
+    if moved and moved != source.url:
+        if source_owner(session, moved) is None:
+            values["url"] = moved
+        else:
+            log.warning("source %s moved to %s, already registered", source.id, moved)
+    update_source(session, source.id, **values)

@@ -1,0 +1,275 @@
+"""Moderation: cards with inline buttons, and race-safe decisions on items and businesses.
+
+Callback data is `m:<kind>:<action>:<id>` (kind i = item, b = business; action a =
+approve, r = reject, t = approve and trust). It is only a request: every press is
+checked against the database (who presses, what is still pending), so forged data
+cannot decide anything, and two moderators pressing at once give one decision.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session
+
+from relay.i18n import text
+from relay.settings import Settings
+from relay.telegram_html import bold, escape, link, truncate_text
+from storage import items as item_queries
+from storage import outbox, people
+from storage.outbox import NewDelivery
+from storage.sources import decide_business, get_business, update_business
+from storage.values import Business, BusinessStatus, ItemState, QueuedItem
+
+CALLBACK = re.compile(r"^m:(?P<kind>[ib]):(?P<action>[art]):(?P<id>\d{1,18})$")
+
+
+@dataclass(frozen=True, slots=True)
+class Press:
+    kind: str  # "i" | "b"
+    action: str  # "a" | "r" | "t"
+    target: int
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who pressed: Telegram user id and the name shown on decided cards."""
+
+    id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a press did: `won` False means someone decided first (`decided_by`)."""
+
+    found: bool
+    won: bool
+    state: str
+    decided_by: int | None
+    decided_by_name: str | None = None
+
+
+def parse_callback(data: str | None) -> Press | None:
+    """The press a callback asks for, or None when the data is not ours."""
+    match = CALLBACK.match(data or "")
+    if not match:
+        return None
+    return Press(match["kind"], match["action"], int(match["id"]))
+
+
+def callback(kind: str, action: str, target: int) -> str:
+    data = f"m:{kind}:{action}:{target}"
+    assert len(data.encode()) <= 64
+    return data
+
+
+def recipients(session: Session, settings: Settings) -> list[tuple[int, str]]:
+    """(chat id, language) of where cards go: the moderation chat, or each moderator."""
+    if settings.moderation_chat is not None:
+        return [(settings.moderation_chat, "fr")]
+    return [(user_id, lang) for user_id, _role, lang in people.moderators(session)]
+
+
+def item_card(item: QueuedItem, lang: str) -> tuple[str, str]:
+    """(HTML text, reply markup JSON) of an item's moderation card."""
+    place = ", ".join(p for p in (item.category, item.city) if p)
+    lines = [
+        text(lang, "mod.item_card_title"),
+        bold(item.business_name) + (f" ({escape(place)})" if place else ""),
+    ]
+    lines.append(link(item.link, truncate_text(item.title or item.summary or "—", 200)))
+    if item.summary and item.title:
+        lines.append(escape(truncate_text(item.summary, 600)))
+    buttons = [
+        [
+            _button(lang, "mod.approve", callback("i", "a", item.id)),
+            _button(lang, "mod.reject", callback("i", "r", item.id)),
+        ],
+        [_button(lang, "mod.approve_trust", callback("i", "t", item.id))],
+    ]
+    return "\n".join(lines), json.dumps({"inline_keyboard": buttons}, ensure_ascii=False)
+
+
+def business_card(business: Business, source_url: str | None, lang: str) -> tuple[str, str]:
+    """(HTML text, reply markup JSON) of a registration card."""
+    place = ", ".join(p for p in (business.category, business.city) if p)
+    lines = [text(lang, "mod.business_card_title"), bold(business.name)]
+    if place:
+        lines.append(escape(place))
+    if source_url:
+        lines.append(link(source_url, truncate_text(source_url, 200)))
+    buttons = [
+        [
+            _button(lang, "mod.approve", callback("b", "a", business.id)),
+            _button(lang, "mod.reject", callback("b", "r", business.id)),
+        ]
+    ]
+    return "\n".join(lines), json.dumps({"inline_keyboard": buttons}, ensure_ascii=False)
+
+
+def _button(lang: str, key: str, data: str) -> dict[str, str]:
+    return {"text": text(lang, key), "callback_data": data}
+
+
+def enqueue_item_cards(
+    session: Session, item_ids: Sequence[int], settings: Settings, now: datetime
+) -> None:
+    """Cards for items entering moderation, in the transaction that queued them."""
+    items = item_queries.items_by_id(session, item_ids)
+    deliveries = []
+    for chat_id, lang in recipients(session, settings):
+        for item in items:
+            body, markup = item_card(item, lang)
+            deliveries.append(
+                NewDelivery(
+                    key=f"card:i:{item.id}:{chat_id}",
+                    kind="card",
+                    chat_id=chat_id,
+                    text=body,
+                    reply_markup=markup,
+                    item_id=item.id,
+                    ref=f"card:i:{item.id}",
+                )
+            )
+    outbox.enqueue(session, deliveries, now)
+
+
+def enqueue_business_card(
+    session: Session,
+    business: Business,
+    source_url: str | None,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    """Cards for a new registration."""
+    deliveries = []
+    for chat_id, lang in recipients(session, settings):
+        body, markup = business_card(business, source_url, lang)
+        deliveries.append(
+            NewDelivery(
+                key=f"card:b:{business.id}:{chat_id}",
+                kind="card",
+                chat_id=chat_id,
+                text=body,
+                reply_markup=markup,
+                ref=f"card:b:{business.id}",
+            )
+        )
+    outbox.enqueue(session, deliveries, now)
+
+
+def decide(
+    session: Session, press: Press, actor: Actor, settings: Settings, now: datetime
+) -> Outcome:
+    """Apply a press once; losing presses learn who decided. Cards are edited to match."""
+    people.remember_moderator_name(session, actor.id, actor.name)
+    if press.kind == "i":
+        outcome = _decide_item(session, press, actor, settings, now)
+    else:
+        outcome = _decide_business(session, press, actor, settings, now)
+    name = people.moderator_name(session, outcome.decided_by) if outcome.decided_by else None
+    return Outcome(outcome.found, outcome.won, outcome.state, outcome.decided_by, name)
+
+
+def _decide_item(
+    session: Session, press: Press, actor: Actor, settings: Settings, now: datetime
+) -> Outcome:
+    state = ItemState.REJECTED if press.action == "r" else ItemState.APPROVED
+    decision = item_queries.decide_item(session, press.target, state, actor.id, now)
+    if decision is None:
+        return Outcome(False, False, "missing", None)
+    if decision.won:
+        if press.action == "t":
+            update_business(session, decision.business_id, trusted=True)
+            item_queries.approve_pending_of_business(session, decision.business_id, now)
+        _edit_cards(session, f"card:i:{press.target}", state.value, actor, now)
+    return Outcome(True, decision.won, decision.state.value, decision.decided_by)
+
+
+def _decide_business(
+    session: Session, press: Press, actor: Actor, settings: Settings, now: datetime
+) -> Outcome:
+    status = BusinessStatus.SUSPENDED if press.action == "r" else BusinessStatus.ACTIVE
+    business = get_business(session, press.target)
+    if business is None:
+        return Outcome(False, False, "missing", None)
+    won = decide_business(session, press.target, status, actor.id, now)
+    business = get_business(session, press.target)
+    assert business is not None
+    if won:
+        _edit_cards(session, f"card:b:{business.id}", status.value, actor, now)
+        _after_business_decision(session, business, settings, now)
+    decided_by = actor.id if won else _business_decider(session, business.id)
+    return Outcome(True, won, business.status.value, decided_by)
+
+
+def _business_decider(session: Session, business_id: int) -> int | None:
+    from storage.tables import BusinessRow
+
+    row = session.get(BusinessRow, business_id)
+    return row.decided_by if row else None
+
+
+def _after_business_decision(
+    session: Session, business: Business, settings: Settings, now: datetime
+) -> None:
+    """Tell the owner; an approved business's waiting news now goes to moderation."""
+    if business.owner_id is not None:
+        key = (
+            "notice.business_approved"
+            if business.status is BusinessStatus.ACTIVE
+            else ("notice.business_rejected")
+        )
+        body = text(business.owner_language, key, name=escape(business.name))
+        outbox.enqueue(
+            session,
+            [
+                NewDelivery(
+                    key=f"notice:b:{business.id}:{business.status}",
+                    kind="notice",
+                    chat_id=business.owner_id,
+                    text=body,
+                )
+            ],
+            now,
+        )
+    if business.status is BusinessStatus.ACTIVE:
+        waiting = [i.id for i in item_queries.items_of_business(session, business.id, "pending")]
+        if business.trusted:
+            item_queries.approve_pending_of_business(session, business.id, now)
+        elif waiting:
+            enqueue_item_cards(session, waiting, settings, now)
+
+
+def _edit_cards(session: Session, ref: str, state: str, actor: Actor, now: datetime) -> None:
+    """Every sent copy of a card shows the decision and who took it (buttons removed)."""
+    outbox.cancel_pending(session, ref, "decided before it was sent")
+    for chat_id, message_id, card in outbox.sent_messages(session, ref):
+        lang = _language_of(session, chat_id)
+        note = text(lang, f"mod.decided_{state}", moderator=escape(actor.name))
+        outbox.enqueue(
+            session,
+            [
+                NewDelivery(
+                    key=f"edit:{ref}:{chat_id}",
+                    kind="edit",
+                    chat_id=chat_id,
+                    text=f"{card}\n\n{note}",
+                    edit_message_id=message_id,
+                    ref=ref,
+                )
+            ],
+            now,
+        )
+
+
+def _language_of(session: Session, chat_id: int) -> str:
+    for user_id, _role, lang in people.moderators(session):
+        if user_id == chat_id:
+            return lang
+    return "fr"
