@@ -24,7 +24,7 @@ from feeds.normalize import clean_link
 MAX_KEY_CHARS = 255  # fits a VARCHAR(255) column and a unique index
 GUID_LINK_HASH_CHARS = 32
 
-MIN_FINGERPRINT_WORDS = 8  # below this, generic titles ("Nouveautés de la semaine") collide
+MIN_FINGERPRINT_WORDS = 8  # distinct; below, generic titles ("Nouveautés de la semaine") collide
 NEAR_DUPLICATE_DISTANCE = 3
 _BITS = 64
 _MASK = (1 << _BITS) - 1
@@ -147,12 +147,12 @@ def fingerprint(title: str | None, text: str | None) -> int | None:
     """64-bit near-duplicate fingerprint of title and text, as a signed int (a BIGINT).
 
     Words are case- and accent-folded, punctuation dropped; the set of words is hashed
-    (see above). None for fewer than MIN_FINGERPRINT_WORDS words.
+    (see above). None for fewer than MIN_FINGERPRINT_WORDS distinct words.
     """
-    words = _words(f"{title or ''} {text or ''}")
+    words = set(_words(f"{title or ''} {text or ''}"))
     if len(words) < MIN_FINGERPRINT_WORDS:
         return None
-    hashes = [_word_hash(word) for word in set(words)]
+    hashes = [_word_hash(word) for word in words]
     bits = 0
     for i, (a, b) in enumerate(_PERMUTATIONS):
         bits |= (min((a * x + b) % _MERSENNE_61 for x in hashes) & 1) << i

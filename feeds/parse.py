@@ -1,9 +1,8 @@
 """Parse a feed document (RSS 0.9x/2.0, RSS 1.0/RDF, Atom, JSON Feed) into a `ParsedFeed`.
 
 Bytes and the URL they came from in, plain values out. feedparser reads XML feeds; this module
-decides what the document is, prepares the bytes so feedparser cannot be misled (encoding, huge
-author fields, picture captions taken for titles, bytes taken for file names), and refuses what is not a feed. Entries become items
-in `feeds.feedentry`.
+decides what the document is, has `feeds.xmlprep` clear feedparser's traps, refuses what is not
+a feed and assembles the result. Entries become items in `feeds.feedentry`.
 
 Rules:
 
@@ -34,11 +33,11 @@ from feeds.feedentry import entry_to_item
 from feeds.jsonfeed import is_json_feed, parse_json_feed
 from feeds.models import FeedItem, FeedKind, ParsedFeed
 from feeds.normalize import clean_link, clean_text
+from feeds.xmlprep import closed_entries, decode_document, feedparser_input, is_truncated
 
 DocumentKind = Literal["rss", "atom", "rdf", "json", "html", "unknown"]
 
 SNIFF_CHARS = 8192
-AUTHOR_MAX_CHARS = 1024  # feedparser's author-email regex is quadratic beyond this
 TTL_MAX_MINUTES = 7 * 24 * 60
 
 _PROLOG = re.compile(
@@ -47,14 +46,6 @@ _PROLOG = re.compile(
 _FEED_ROOT = re.compile(r"<(?:[\w.-]+:)?(rss|feed|RDF)\b")
 _HTML_ROOT = re.compile(r"<!DOCTYPE\s+html|<html\b", re.I)
 _HTML_HINT = re.compile(r"<(?:head|body|meta|title|div|p|script|link)\b", re.I)
-_XML_ENCODING = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([\w.:-]+)["']""")
-_MISLEADING = re.compile(
-    r"<((?:[\w.-]+:)?(?:author|creator|managingEditor|webMaster|publisher|contributor)"
-    r"|media:title|media:description)(?:\s[^>]*)?(?<!/)>",
-    re.I,
-)
-_TRAILING_COMMENT = re.compile(r"<!--(?:(?!<!--).)*?-->\s*\Z", re.S)
-_LATIN1_LABELS = {"iso-8859-1", "iso8859-1", "latin-1", "latin1", "us-ascii", "ascii"}
 _KINDS_BY_VERSION: dict[str, FeedKind] = {"rss090": "rdf", "rss10": "rdf"}
 
 
@@ -87,20 +78,20 @@ def parse_feed(
         return parse_json_feed(content, url)
     if kind == "html":
         raise NotAFeedError(url, "an HTML page, not a feed")
-    text = _decode(content, charset)
+    text = decode_document(content, charset)
     parsed = _feedparser(text)
     version = str(parsed.get("version") or "")
     entries = list(parsed.get("entries") or [])
     if not version and not (entries and kind != "unknown"):
         raise NotAFeedError(url, "not a feed document")
     feed_kind = _version_kind(version) if version else kind
-    truncated = _is_truncated(text)
-    if truncated:
-        entries = entries[: _closed_entries(text, feed_kind)]
+    truncated = is_truncated(text)
+    if truncated:  # a cut entry never survives; those closed before the cut do
+        entries = entries[: closed_entries(text, "entry" if feed_kind == "atom" else "item")]
     return ParsedFeed(
         kind=feed_kind,
         title=clean_text(_field(parsed["feed"], "title")),
-        link=clean_link(_field(parsed["feed"], "link"), url),
+        link=_feed_link(parsed["feed"], url),
         items=_unique(entry_to_item(entry, url) for entry in entries),
         ttl_minutes=_ttl(parsed["feed"].get("ttl")),
         malformed=truncated or bool(parsed.get("bozo")),
@@ -128,56 +119,11 @@ def _version_kind(version: str) -> FeedKind:
     return _KINDS_BY_VERSION.get(version, "rss")
 
 
-def _decode(content: bytes, charset: str | None) -> str:
-    """The document as text; see the module docstring for the order of guesses."""
-    for bom, encoding in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le")):
-        if content.startswith(bom):
-            return content[len(bom) :].decode(encoding, "replace")
-    if content.startswith(codecs.BOM_UTF16_BE):
-        return content[2:].decode("utf-16-be", "replace")
-    try:
-        return content.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    declared = _XML_ENCODING.match(content.lstrip()[:200])
-    for label in (charset, declared.group(1).decode("ascii") if declared else None):
-        decoded = _decode_as(content, label)
-        if decoded is not None:
-            return decoded
-    return content.decode("utf-8", "relay-cp1252")
-
-
-def _decode_as(content: bytes, label: str | None) -> str | None:
-    """``content`` decoded with a declared charset, or None when that fails or is UTF-8."""
-    if not label:
-        return None
-    label = label.strip().lower()
-    encoding = "cp1252" if label in _LATIN1_LABELS else label
-    try:
-        if codecs.lookup(encoding).name == "utf-8":
-            return None
-        return content.decode(encoding)
-    except (LookupError, UnicodeDecodeError):
-        return None
-
-
-def _cp1252_fallback(error: UnicodeError) -> tuple[str, int]:
-    """Codec error handler: read bytes that are not UTF-8 as windows-1252 (else Latin-1)."""
-    assert isinstance(error, UnicodeDecodeError)
-    bad = error.object[error.start : error.end]
-    text = "".join(bytes([b]).decode("cp1252", "ignore") or chr(b) for b in bad)
-    return text, error.end
-
-
-codecs.register_error("relay-cp1252", _cp1252_fallback)
-
-
 def _feedparser(text: str) -> Any:
-    """feedparser's result for the document, Any kept at this boundary."""
-    data = _defuse(text).encode("utf-8")
+    """feedparser's result for the document; Any stays at this boundary."""
     # A BytesIO, never bytes or str: feedparser opens a bytes value that names a local file.
     return feedparser.parse(
-        io.BytesIO(data),
+        io.BytesIO(feedparser_input(text)),
         sanitize_html=False,
         resolve_relative_uris=False,
         # No Content-Location: feedparser would resolve guids against the fetch URL, and a guid
@@ -186,61 +132,17 @@ def _feedparser(text: str) -> Any:
     )
 
 
-def _defuse(text: str) -> str:
-    """Remove elements that mislead feedparser, in one linear pass.
-
-    - media:title / media:description describe a picture, but feedparser files them as the
-      entry's title and summary when the entry has none of its own (or has it after them).
-    - author-like elements longer than AUTHOR_MAX_CHARS: feedparser's email regex is
-      quadratic on them. The relay does not use authors, so nothing is lost.
-
-    Each closing tag is looked for once, from where the previous element ended. An unclosed
-    element ends the document: it was cut there anyway.
-    """
-    pieces: list[str] = []
-    pos = 0
-    while (opening := _MISLEADING.search(text, pos)) is not None:
-        name = opening.group(1)
-        close = text.find(f"</{name}", opening.end())
-        if close != -1 and _is_author(name) and close - opening.end() <= AUTHOR_MAX_CHARS:
-            pieces.append(text[pos:close])
-            pos = close
-            continue
-        pieces.append(text[pos : opening.start()])
-        pos = len(text) if close == -1 else text.find(">", close) + 1 or len(text)
-    pieces.append(text[pos:])
-    return "".join(pieces)
-
-
-def _is_author(name: str) -> bool:
-    """True for the author-like elements `_defuse` only shortens."""
-    return not name.lower().startswith("media:")
-
-
-def _is_truncated(text: str) -> bool:
-    """True when the root element is not closed at the end of the document."""
-    tail = text[-4096:].rstrip()
-    while tail.endswith("-->"):
-        comment = _TRAILING_COMMENT.search(tail)
-        if comment is None:
-            break
-        tail = tail[: comment.start()].rstrip()
-    return _ROOT_CLOSE.search(tail) is None
-
-
-_ROOT_CLOSE = re.compile(r"</(?:[\w.-]+:)?(?:rss|feed|RDF)\s*>\Z")
-
-
-def _closed_entries(text: str, kind: FeedKind) -> int:
-    """How many entries of a cut document were closed before the cut."""
-    name = "entry" if kind == "atom" else "item"
-    return len(re.findall(rf"</(?:[\w.-]+:)?{name}\s*>", text))
-
-
 def _field(mapping: Any, key: str) -> str | None:
     """A string field of a feedparser dict, or None."""
     value = mapping.get(key)
     return value if isinstance(value, str) else None
+
+
+def _feed_link(feed: Any, url: str) -> str | None:
+    """The site's homepage link."""
+    link = _field(feed, "link")
+    # feedparser's fallback parser drops the ";" of "&amp;" in a channel's <link> text.
+    return clean_link(re.sub(r"&amp(?!;)", "&", link) if link else None, url)
 
 
 def _ttl(raw: object) -> int | None:

@@ -26,6 +26,8 @@ from relay.settings import Settings
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the chosen command; returns the exit status."""
+    # python-telegram-bot 22: durations as timedelta, without deprecation warnings.
+    os.environ.setdefault("PTB_TIMEDELTA", "1")
     args = _parser().parse_args(argv)
     settings = Settings.from_env()
     handler = COMMANDS[args.command]

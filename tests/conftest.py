@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import uuid
+
+# python-telegram-bot 22: RetryAfter.retry_after as a timedelta, without deprecation warnings.
+os.environ.setdefault("PTB_TIMEDELTA", "1")
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from sqlalchemy import create_engine, text
 
 from storage.engine import Database
 from storage.migrate import upgrade
+from tests.support.fake_telegram import FakeTelegram, fake_telegram_fixture
 from tests.support.httpserver import LocalServer
 
 
@@ -24,6 +28,12 @@ def server() -> Iterator[LocalServer]:
     srv = LocalServer().start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeTelegram]:
+    """A local fake Telegram Bot API (PTB reaches it through base_url)."""
+    yield from fake_telegram_fixture()
 
 
 def database_url(tmp_path: Path) -> tuple[str, str | None]:

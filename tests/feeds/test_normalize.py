@@ -277,7 +277,8 @@ def test_html_to_text_cuts_at_a_word(fragment: str, max_chars: int, expected: st
             '<a href="https://ex.fr/p?id=1" rel="noopener noreferrer nofollow">lien</a>',
         ),
         ("<a href='javascript:alert(1)'>x</a>", '<a rel="noopener noreferrer nofollow">x</a>'),
-        ("<img src='i.jpg' onerror='x()' alt='vitrine'>", '<img src="https://ex.fr/blog/i.jpg" alt="vitrine">'),
+        ("<img src='i.jpg' onerror='x()' alt='vitrine'>",
+         '<img src="https://ex.fr/blog/i.jpg" alt="vitrine">'),
         ("<img src='data:image/png;base64,AAAA'>", "<img>"),
         ("<h2>Titre</h2><figure><img src='/i.jpg'><figcaption>c</figcaption></figure>",
          '<h2>Titre</h2><figure><img src="https://ex.fr/i.jpg"><figcaption>c</figcaption></figure>'),
@@ -368,8 +369,10 @@ _TRACKING_NAMES = st.sampled_from(
     ["utm_source", "UTM_Medium", "Utm_campaign", "utm_", "fbclid", "GCLID", "mc_cid", "MC_EID"]
 )
 _PARAM_NAME = st.text(alphabet="abcxyzABC_%20-.", min_size=1, max_size=8).filter(
-    lambda name: not name.lower().startswith("utm_")
-    and name.lower() not in {"fbclid", "gclid", "mc_cid", "mc_eid"}
+    lambda name: (
+        not name.lower().startswith("utm_")
+        and name.lower() not in {"fbclid", "gclid", "mc_cid", "mc_eid"}
+    )
 )
 _PARAM_VALUE = st.text(alphabet="abc123%+=-_.~/:", max_size=8)
 
