@@ -41,9 +41,9 @@ HTML_TYPES = ("text/html", "application/xhtml+xml", "html", "xhtml")
 
 def entry_to_item(entry: Any, url: str) -> FeedItem | None:
     """The item an entry describes, or None when it has nothing to show."""
-    title = clean_text(_text(entry.get("title"))[:TITLE_MAX_CHARS] or None)
+    title = clean_text(_text(_get(entry, "title"))[:TITLE_MAX_CHARS] or None)
     link = _link(entry, url)
-    summary_html = _text(entry.get("summary")) or None
+    summary_html = _text(_get(entry, "summary")) or None
     content, content_base = _content(entry, url)
     summary = html_to_text(summary_html or content)
     if not (title or link or summary):
@@ -52,7 +52,7 @@ def entry_to_item(entry: Any, url: str) -> FeedItem | None:
     return FeedItem(
         title=title,
         link=link,
-        guid=_text(entry.get("id")).strip() or None,
+        guid=_text(_get(entry, "id")).strip() or None,
         published=_published(entry),
         summary=summary,
         image=_image(entry, url, body, content_base),
@@ -68,38 +68,38 @@ def _text(value: object) -> str:
 def _link(entry: Any, url: str) -> str | None:
     """The entry's own page: its alternate link, else a permalink guid."""
     alternates = [
-        link for link in _dicts(entry.get("links")) if link.get("rel", "alternate") == "alternate"
+        link for link in _dicts(_get(entry, "links")) if _get(link, "rel", "alternate") == "alternate"
     ]
-    alternates.sort(key=lambda link: _text(link.get("type")) not in HTML_TYPES)  # stable
+    alternates.sort(key=lambda link: _text(_get(link, "type")) not in HTML_TYPES)  # stable
     for alternate in alternates:
-        found = clean_link(_text(alternate.get("href")) or None, url)
+        found = clean_link(_text(_get(alternate, "href")) or None, url)
         if found:
             return found
     # feedparser copies a permalink guid (or an Atom id) into `link` when there is no <link>;
     # it leaves `link` unset for isPermaLink="false". Only an absolute web URL is a page.
-    guid = _text(entry.get("link"))
-    if guid and guid == entry.get("id") and urlsplit(guid).scheme in ("http", "https"):
+    guid = _text(_get(entry, "link"))
+    if guid and guid == _get(entry, "id") and urlsplit(guid).scheme in ("http", "https"):
         return clean_link(guid, None)
     return None
 
 
 def _content(entry: Any, url: str) -> tuple[str | None, str]:
     """The entry's full content (HTML preferred) and the base its relative URLs resolve to."""
-    contents = _dicts(entry.get("content"))
-    contents.sort(key=lambda content: _text(content.get("type")) not in HTML_TYPES)
+    contents = _dicts(_get(entry, "content"))
+    contents.sort(key=lambda content: _text(_get(content, "type")) not in HTML_TYPES)
     for content in contents:
-        value = _text(content.get("value"))
+        value = _text(_get(content, "value"))
         if value.strip():
-            return value, urljoin(url, _text(content.get("base")))
-    detail = entry.get("summary_detail")
-    base = _text(detail.get("base")) if isinstance(detail, dict) else ""
+            return value, urljoin(url, _text(_get(content, "base")))
+    detail = _get(entry, "summary_detail")
+    base = _text(_get(detail, "base")) if isinstance(detail, dict) else ""
     return None, urljoin(url, base)
 
 
 def _published(entry: Any) -> datetime | None:
     """The first of published / updated / created that is a real date."""
     for key in ("published", "updated", "created"):
-        when = parse_date(_text(entry.get(key)) or None)
+        when = parse_date(_text(_get(entry, key)) or None)
         if when is not None:
             return when
     return None
@@ -117,17 +117,17 @@ def _image(entry: Any, url: str, html: str | None, html_base: str) -> str | None
 
 def _image_candidates(entry: Any) -> Iterator[str]:
     """Image URLs the entry declares outside its HTML, best first."""
-    for media in _dicts(entry.get("media_content")):
-        if _is_image(media.get("medium"), media.get("type"), media.get("url")):
-            yield _text(media.get("url"))
-    for thumbnail in _dicts(entry.get("media_thumbnail")):
-        yield _text(thumbnail.get("url"))
-    for link in _dicts(entry.get("links")):
-        if link.get("rel") == "enclosure" and _text(link.get("type")).startswith("image/"):
-            yield _text(link.get("href"))
-    itunes = entry.get("image")  # itunes:image; Blogger's author gd:image is `gd_image`
+    for media in _dicts(_get(entry, "media_content")):
+        if _is_image(_get(media, "medium"), _get(media, "type"), _get(media, "url")):
+            yield _text(_get(media, "url"))
+    for thumbnail in _dicts(_get(entry, "media_thumbnail")):
+        yield _text(_get(thumbnail, "url"))
+    for link in _dicts(_get(entry, "links")):
+        if _get(link, "rel") == "enclosure" and _text(_get(link, "type")).startswith("image/"):
+            yield _text(_get(link, "href"))
+    itunes = _get(entry, "image")  # itunes:image; Blogger's author gd:image is `gd_image`
     if isinstance(itunes, dict):
-        yield _text(itunes.get("href"))
+        yield _text(_get(itunes, "href"))
 
 
 def _is_image(medium: object, mime: object, url: object) -> bool:
@@ -135,6 +135,11 @@ def _is_image(medium: object, mime: object, url: object) -> bool:
     if medium or mime:
         return medium == "image" or _text(mime).startswith("image/")
     return urlsplit(_text(url)).path.lower().endswith(IMAGE_SUFFIXES)
+
+
+def _get(mapping: Any, key: str, default: object = None) -> Any:
+    """``mapping[key]`` read as a plain dict: FeedParserDict's key aliases warn and surprise."""
+    return dict.get(mapping, key, default) if isinstance(mapping, dict) else default
 
 
 def _dicts(value: object) -> list[dict[str, Any]]:

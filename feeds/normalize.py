@@ -20,7 +20,7 @@ from dateutil import tz as dateutil_tz
 
 SUMMARY_MAX_CHARS = 500
 MAX_TEXT_CHARS = 10_000  # a title longer than this is garbage or an attack
-MAX_HTML_CHARS = 1_000_000  # bound for summaries, pages' fragments and stored content
+MAX_HTML_CHARS = 200_000  # nh3 slows quadratically on long runs of escaped text: bound it
 MAX_URL_CHARS = 4096
 MAX_DATE_CHARS = 200
 MIN_YEAR, MAX_YEAR = 1970, 2999  # outside: placeholder dates ("0000-00-00") or garbage

@@ -93,7 +93,7 @@ def parse_feed(
         title=clean_text(_field(parsed["feed"], "title")),
         link=_feed_link(parsed["feed"], url),
         items=_unique(entry_to_item(entry, url) for entry in entries),
-        ttl_minutes=_ttl(parsed["feed"].get("ttl")),
+        ttl_minutes=_ttl(_field(parsed["feed"], "ttl")),
         malformed=truncated or bool(parsed.get("bozo")),
     )
 
@@ -134,7 +134,7 @@ def _feedparser(text: str) -> Any:
 
 def _field(mapping: Any, key: str) -> str | None:
     """A string field of a feedparser dict, or None."""
-    value = mapping.get(key)
+    value = dict.get(mapping, key)  # not FeedParserDict.get: its key aliases warn
     return value if isinstance(value, str) else None
 
 

@@ -75,6 +75,7 @@ class Sender:
         self.monotonic = monotonic
         self.batch = batch
         self._busy_chats: set[int] = set()
+        self._dead_chats: set[int] = set()  # blocked us during this run: send nothing more
 
     async def drain(self, *, max_seconds: float | None = None) -> SendReport:
         """Send until nothing is due (or `max_seconds` passed)."""
@@ -119,6 +120,11 @@ class Sender:
         return min(max(ready - now, 0.005 if not progressed else 0), 0.5)
 
     async def _send_one(self, delivery: Delivery, report: SendReport) -> None:
+        if delivery.chat_id in self._dead_chats:
+            self._busy_chats.discard(delivery.chat_id)
+            report.failed += 1
+            self._fail(delivery, "chat blocked the bot", blocked=False)
+            return
         try:
             outbox.mark_sending(self.db, delivery.id, self.clock(), CLAIM_LEASE)
             try:
@@ -245,6 +251,7 @@ class Sender:
         with self.db.write() as session:
             outbox.mark(session, delivery.id, DeliveryState.FAILED, last_error=error)
             if blocked:
+                self._dead_chats.add(delivery.chat_id)
                 people.mark_blocked(session, delivery.chat_id, now)
                 outbox.fail_pending_for_chat(session, delivery.chat_id, "chat blocked the bot")
 
