@@ -20,6 +20,8 @@ class FetchSettings:
     max_bytes: int = 5 * 1024 * 1024  # decoded body cap
     max_redirects: int = 5
     allow_private_networks: bool = False  # RELAY_ALLOW_PRIVATE_NETWORKS=1: tests, local use
-    allowed_networks: tuple[str, ...] = ()  # CIDRs let through even when private, e.g. "127.0.0.1/32"
+    allowed_networks: tuple[
+        str, ...
+    ] = ()  # CIDRs let through even when private, e.g. "127.0.0.1/32"
     proxy: str | None = None  # when set, environment proxies are still ignored
     max_probes: int = 4  # well-known feed paths tried on a homepage without <link>

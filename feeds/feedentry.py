@@ -68,7 +68,9 @@ def _text(value: object) -> str:
 def _link(entry: Any, url: str) -> str | None:
     """The entry's own page: its alternate link, else a permalink guid."""
     alternates = [
-        link for link in _dicts(_get(entry, "links")) if _get(link, "rel", "alternate") == "alternate"
+        link
+        for link in _dicts(_get(entry, "links"))
+        if _get(link, "rel", "alternate") == "alternate"
     ]
     alternates.sort(key=lambda link: _text(_get(link, "type")) not in HTML_TYPES)  # stable
     for alternate in alternates:

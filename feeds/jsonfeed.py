@@ -62,7 +62,9 @@ def _load(content: bytes, url: str) -> dict[str, Any]:
     except (ValueError, RecursionError) as error:  # JSONDecodeError, UnicodeDecodeError
         raise NotAFeedError(url, f"invalid JSON: {error}") from error
     version = document.get("version") if isinstance(document, dict) else None
-    if not isinstance(version, str) or "jsonfeed.org/version" not in version:
+    if not isinstance(document, dict) or not isinstance(version, str):
+        raise NotAFeedError(url, "JSON, but not a JSON Feed")
+    if "jsonfeed.org/version" not in version:
         raise NotAFeedError(url, "JSON, but not a JSON Feed")
     return document
 

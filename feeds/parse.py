@@ -8,14 +8,13 @@ Rules:
 
 - Kind: sniffed from the first bytes (BOM, whitespace, XML declaration, comments and a non-HTML
   doctype skipped); the Content-Type is only a hint for documents the sniff cannot place.
-- Encoding: valid UTF-8 wins whatever is declared; else the HTTP charset, then the XML
-  declaration, if the bytes decode with it (Latin-1 labels read as windows-1252, as browsers
-  do); else UTF-8 with each invalid byte read as windows-1252 (mixed documents).
+- Encoding, bare ampersands, captions, huge authors: see `feeds.xmlprep`.
 - Truncation: a document whose root element is not closed at its end (trailing whitespace and
   comments aside) was cut. Then the k-th entry is kept only if the document holds at least k
   closing ``</item>`` / ``</entry>`` tags: a cut item never survives; items complete before the
   cut do. (A literal ``</item>`` inside a CDATA section would fool the count: accepted.)
-- A document feedparser flags (``bozo``) but that yields entries is kept, ``malformed=True``.
+- A document feedparser flags (``bozo``) but that yields entries is kept, ``malformed=True``;
+  so is a cut one. A document without any entry is a feed with no items, not an error.
 - Exact duplicate items are dropped, the first kept; document order is preserved.
 """
 
@@ -24,6 +23,7 @@ from __future__ import annotations
 import codecs
 import io
 import re
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import feedparser
@@ -47,6 +47,7 @@ _FEED_ROOT = re.compile(r"<(?:[\w.-]+:)?(rss|feed|RDF)\b")
 _HTML_ROOT = re.compile(r"<!DOCTYPE\s+html|<html\b", re.I)
 _HTML_HINT = re.compile(r"<(?:head|body|meta|title|div|p|script|link)\b", re.I)
 _KINDS_BY_VERSION: dict[str, FeedKind] = {"rss090": "rdf", "rss10": "rdf"}
+_KINDS_BY_ROOT: dict[str, DocumentKind] = {"rss": "rss", "feed": "atom", "RDF": "rdf"}
 
 
 def detect_kind(content: bytes, content_type: str | None) -> DocumentKind:
@@ -56,14 +57,14 @@ def detect_kind(content: bytes, content_type: str | None) -> DocumentKind:
     at = start.end() if start else 0
     root = _FEED_ROOT.match(head, at)
     if root:
-        return _root_kind(root.group(1))
+        return _KINDS_BY_ROOT[root.group(1)]
     if head.startswith(("{", "["), at):
         return "json" if is_json_feed(content) else "unknown"
-    if _HTML_ROOT.match(head, at) or _HTML_ROOT.search(head):
+    if _HTML_ROOT.search(head):
         return "html"
     root = _FEED_ROOT.search(head, at)  # after junk, e.g. a PHP warning before the declaration
     if root:
-        return _root_kind(root.group(1))
+        return _KINDS_BY_ROOT[root.group(1)]
     if (content_type or "").endswith("html") or _HTML_HINT.match(head, at):
         return "html"
     return "unknown"
@@ -82,9 +83,9 @@ def parse_feed(
     parsed = _feedparser(text)
     version = str(parsed.get("version") or "")
     entries = list(parsed.get("entries") or [])
-    if not version and not (entries and kind != "unknown"):
+    feed_kind = _feed_kind(version, kind, has_entries=bool(entries))
+    if feed_kind is None:
         raise NotAFeedError(url, "not a feed document")
-    feed_kind = _version_kind(version) if version else kind
     truncated = is_truncated(text)
     if truncated:  # a cut entry never survives; those closed before the cut do
         entries = entries[: closed_entries(text, "entry" if feed_kind == "atom" else "item")]
@@ -107,16 +108,18 @@ def _sniff_text(content: bytes) -> str:
     return head.decode("utf-8", "replace").lstrip("\ufeff")[:SNIFF_CHARS]
 
 
-def _root_kind(name: str) -> DocumentKind:
-    """The kind named by a feed's root element."""
-    return {"rss": "rss", "feed": "atom"}.get(name, "rdf")  # type: ignore[return-value]
+def _feed_kind(version: str, sniffed: DocumentKind, *, has_entries: bool) -> FeedKind | None:
+    """Our kind from feedparser's version (rss20, rss10, atom10...); None: not a feed.
 
-
-def _version_kind(version: str) -> FeedKind:
-    """Our kind for feedparser's version string (rss20, rss10, atom10, ...)."""
+    Without a version, the sniffed kind is trusted only if entries came out.
+    """
     if version.startswith("atom"):
         return "atom"
-    return _KINDS_BY_VERSION.get(version, "rss")
+    if version:
+        return _KINDS_BY_VERSION.get(version, "rss")
+    if has_entries and (sniffed == "rss" or sniffed == "atom" or sniffed == "rdf"):
+        return sniffed
+    return None
 
 
 def _feedparser(text: str) -> Any:
@@ -154,7 +157,7 @@ def _ttl(raw: object) -> int | None:
     return minutes if 1 <= minutes <= TTL_MAX_MINUTES else None
 
 
-def _unique(items: Any) -> tuple[FeedItem, ...]:
+def _unique(items: Iterable[FeedItem | None]) -> tuple[FeedItem, ...]:
     """Items in document order, exact duplicates and empty entries dropped."""
     seen: set[tuple[object, ...]] = set()
     kept: list[FeedItem] = []

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session
 
 from feeds.errors import FeedError
-from feeds.keys import fingerprint_bands
+from feeds.keys import fingerprint, fingerprint_bands
 from feeds.models import FetchResult
 from relay import moderation, notices
 from relay.intake import Keyed, Verdict, initial_picks, judge_stories, starting_state, unseen
@@ -24,6 +24,10 @@ from storage.sources import get_business, source_owner, update_source
 from storage.values import Business, ItemState, Source
 
 log = logging.getLogger(__name__)
+
+# Near-identical text counts as the same story only among recent items: a shop's weekly
+# "open on Sunday" post, years apart, is not one story.
+NEAR_DUPLICATE_DAYS = 30
 
 
 def record_items(
@@ -43,7 +47,8 @@ def record_items(
     with db.write() as session:
         business = get_business(session, source.business_id)
         assert business is not None
-        fresh = unseen(keyed, known_identities(session, source.id, [k.identity for k in keyed]))
+        known = known_identities(session, source.id, [k.identity for k in keyed])
+        fresh = _fingerprinted(unseen(keyed, known))
         rows, verdicts = _new_rows(session, source, business, fresh, now, settings)
         ids = _insert(session, rows, verdicts)
         pending = [i for i, row in zip(ids, rows, strict=True) if row.state == ItemState.PENDING]
@@ -112,17 +117,18 @@ def record_failure(
 def _keyed(document: ParsedDocument) -> list[Keyed]:
     keyed: list[Keyed] = []
     seen: set[str] = set()
-    for item, identity, story, fp in zip(
-        document.feed.items,
-        document.identities,
-        document.story_keys,
-        document.fingerprints,
-        strict=True,
+    for item, identity, story in zip(
+        document.feed.items, document.identities, document.story_keys, strict=True
     ):
         if identity not in seen:  # one row per identity, even if a feed repeats an item
             seen.add(identity)
-            keyed.append(Keyed(item, identity, story, fp))
+            keyed.append(Keyed(item, identity, story, None))
     return keyed
+
+
+def _fingerprinted(fresh: Sequence[Keyed]) -> list[Keyed]:
+    """Content fingerprints, for the new items only (they cost ≈1 ms each)."""
+    return [replace(k, fingerprint=fingerprint(k.item.title, k.item.summary)) for k in fresh]
 
 
 def _new_rows(
@@ -145,8 +151,9 @@ def _new_rows(
     else:
         picks = set(range(len(fresh)))
     bands = [fingerprint_bands(k.fingerprint) for k in fresh if k.fingerprint is not None]
-    stored = story_candidates(session, [k.story_key for k in fresh if k.story_key], bands)
-    verdicts = judge_stories(fresh, stored)
+    since = now - timedelta(days=NEAR_DUPLICATE_DAYS)
+    stored = story_candidates(session, [k.story_key for k in fresh if k.story_key], bands, since)
+    verdicts = judge_stories(fresh, stored, business.id)
     rows = [
         _row(source, business, k, verdict, index in picks, now)
         for index, (k, verdict) in enumerate(zip(fresh, verdicts, strict=True))

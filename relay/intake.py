@@ -47,12 +47,21 @@ def unseen(keyed: Sequence[Keyed], known: set[str]) -> list[Keyed]:
 
 
 def judge_stories(
-    new: Sequence[Keyed], stored: Sequence[StoryCandidate], *, max_distance: int = 3
+    new: Sequence[Keyed],
+    stored: Sequence[StoryCandidate],
+    business_id: int,
+    *,
+    max_distance: int = 3,
 ) -> list[Verdict]:
-    """For each new item, is it a story we already have (stored, or earlier in the batch)?"""
+    """For each new item of `business_id`, is it a story we already have?
+
+    The same cleaned link is the same story, whoever shared it. Near-identical text under
+    another URL is the same story only when another business shared it: one business's
+    similar posts (a weekly "open on Sunday") are distinct news.
+    """
     verdicts: list[Verdict] = []
     for index, candidate in enumerate(new):
-        verdicts.append(_judge(candidate, index, new, stored, max_distance))
+        verdicts.append(_judge(candidate, index, new, stored, business_id, max_distance))
     return verdicts
 
 
@@ -61,24 +70,31 @@ def _judge(
     index: int,
     new: Sequence[Keyed],
     stored: Sequence[StoryCandidate],
+    business_id: int,
     max_distance: int,
 ) -> Verdict:
     for existing in stored:
-        if _same_story(candidate, existing.story_key, existing.fingerprint, max_distance):
+        other = existing.business_id != business_id
+        if _same_story(candidate, existing.story_key, existing.fingerprint, other, max_distance):
             return Verdict(duplicate_of_id=existing.id)
     for earlier_index, earlier in enumerate(new[:index]):
-        if _same_story(candidate, earlier.story_key, earlier.fingerprint, max_distance):
+        if _same_story(candidate, earlier.story_key, None, False, max_distance):
             return Verdict(duplicate_of_index=earlier_index)
     return Verdict()
 
 
 def _same_story(
-    candidate: Keyed, story_key: str | None, fingerprint: int | None, max_distance: int
+    candidate: Keyed,
+    story_key: str | None,
+    fingerprint: int | None,
+    compare_text: bool,
+    max_distance: int,
 ) -> bool:
     if candidate.story_key and candidate.story_key == story_key:
         return True
     return (
-        candidate.fingerprint is not None
+        compare_text
+        and candidate.fingerprint is not None
         and fingerprint is not None
         and is_near_duplicate(candidate.fingerprint, fingerprint, max_distance)
     )

@@ -15,7 +15,7 @@ from multiprocessing.pool import Pool
 from typing import Any
 
 from feeds.errors import ParseError
-from feeds.keys import fingerprint, identity_keys, story_key
+from feeds.keys import identity_keys, story_key
 from feeds.models import ParsedFeed
 from feeds.pages import parse_page
 from feeds.parse import detect_kind, parse_feed
@@ -40,12 +40,15 @@ class ParseJob:
 
 @dataclass(frozen=True, slots=True)
 class ParsedDocument:
-    """A parsed document with the dedupe keys of its items, in document order."""
+    """A parsed document with the identity and story keys of its items, in document order.
+
+    Content fingerprints cost more (≈1 ms an item) and only matter for new items: the
+    ingest step computes them for those alone.
+    """
 
     feed: ParsedFeed
     identities: tuple[str, ...]
     story_keys: tuple[str | None, ...]
-    fingerprints: tuple[int | None, ...]
 
 
 def parse_document(job: ParseJob) -> ParsedDocument:
@@ -58,7 +61,6 @@ def parse_document(job: ParseJob) -> ParsedDocument:
         feed=feed,
         identities=tuple(identity_keys(feed.items)),
         story_keys=tuple(story_key(item.link) for item in feed.items),
-        fingerprints=tuple(fingerprint(item.title, item.summary) for item in feed.items),
     )
 
 

@@ -71,9 +71,12 @@ def known_identities(session: Session, source_id: int, identities: Sequence[str]
 
 
 def story_candidates(
-    session: Session, story_keys: Sequence[str], bands: Sequence[Sequence[int]]
+    session: Session,
+    story_keys: Sequence[str],
+    bands: Sequence[Sequence[int]],
+    since: datetime,
 ) -> list[StoryCandidate]:
-    """Existing items sharing a story key, or a fingerprint band (near-duplicate candidates)."""
+    """Existing items sharing a story key, or (first seen since `since`) a fingerprint band."""
     conditions: list[Any] = []
     if story_keys:
         conditions.append(IT.story_key.in_(list(set(story_keys))))
@@ -81,7 +84,7 @@ def story_candidates(
     for position, column in enumerate(columns):
         values = {b[position] for b in bands}
         if values:
-            conditions.append(column.in_(values))
+            conditions.append(and_(column.in_(values), IT.first_seen >= since))
     if not conditions:
         return []
     # Only stories that entered the queue count: an old item recorded as "seen" when its

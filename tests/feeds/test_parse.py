@@ -82,6 +82,8 @@ def _complete_copy(name: str, closing: str) -> bytes:
         ("rdf.xml", "", 3),
         ("blogger.xml", "", 41),
         ("atom-xml-base.xml", "", 7),
+        ("wordpress.xml", "", 29),
+        ("mastodon.xml", "", 13),
     ],
 )
 def test_a_cut_document_never_yields_a_cut_item(name: str, closing: str, step: int) -> None:
@@ -94,7 +96,7 @@ def test_a_cut_document_never_yields_a_cut_item(name: str, closing: str, step: i
         except NotAFeedError:
             continue  # cut before the document said what it is
         assert feed.items == whole[: len(feed.items)], f"cut at byte {end}"
-        assert feed.malformed
+        assert feed.malformed or end >= len(content.rstrip())
 
 
 def test_a_document_cut_after_a_complete_item_keeps_it() -> None:
@@ -125,8 +127,18 @@ def test_a_trailing_comment_does_not_look_like_a_cut() -> None:
         b'{"jsonfeed.org/version": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
         b"[1, 2, 3]",
     ],
-    ids=["empty", "blank", "text", "binary", "html", "cut-json", "items-not-list", "other-json",
-         "deep-json", "json-array"],
+    ids=[
+        "empty",
+        "blank",
+        "text",
+        "binary",
+        "html",
+        "cut-json",
+        "items-not-list",
+        "other-json",
+        "deep-json",
+        "json-array",
+    ],
 )
 def test_not_a_feed(content: bytes) -> None:
     with pytest.raises(NotAFeedError) as error:
@@ -178,7 +190,9 @@ def test_two_thousand_items_keep_their_order() -> None:
         f"<description>&lt;p&gt;Texte {n} &amp;amp; suite&lt;/p&gt;</description></item>"
         for n in range(2000)
     )
-    doc = f'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>{items}</channel></rss>'
+    doc = (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>{items}</channel></rss>'
+    )
     feed = parse_feed(doc.encode(), URL)
     assert [item.guid for item in feed.items] == [f"a-{n}" for n in range(2000)]
     assert feed.items[1999].summary == "Texte 1999 & suite"
@@ -193,8 +207,8 @@ def test_exact_duplicates_are_dropped_and_order_kept() -> None:
 
 
 @pytest.mark.parametrize(
-    ("ttl", "expected"), [("60", 60), (" 30 ", 30), ("0", None), ("-5", None), ("soon", None),
-                          ("99999999", None)]
+    ("ttl", "expected"),
+    [("60", 60), (" 30 ", 30), ("0", None), ("-5", None), ("soon", None), ("99999999", None)],
 )
 def test_ttl_is_read_within_sane_bounds(ttl: str, expected: int | None) -> None:
     doc = f'<rss version="2.0"><channel><title>T</title><ttl>{ttl}</ttl></channel></rss>'
@@ -213,12 +227,23 @@ RSS = b'<rss version="2.0"><channel><title>T</title></channel></rss>'
         (RSS, "text/html", "rss"),
         (RSS, "text/plain", "rss"),
         (b"\xef\xbb\xbf \n" + RSS, None, "rss"),
-        ('<?xml version="1.0" encoding="utf-16"?>'.encode("utf-16") + RSS.decode().encode("utf-16"),
-         None, "rss"),
-        (b'<?xml version="1.0"?>\n<?xml-stylesheet href="/rss.xsl"?>\n<!-- hi -->\n' + RSS, None,
-         "rss"),
-        (b'<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN" '
-         b'"http://my.netscape.com/publish/formats/rss-0.91.dtd">\n<rss version="0.91">', None, "rss"),
+        (
+            '<?xml version="1.0" encoding="utf-16"?>'.encode("utf-16")
+            + RSS.decode().encode("utf-16"),
+            None,
+            "rss",
+        ),
+        (
+            b'<?xml version="1.0"?>\n<?xml-stylesheet href="/rss.xsl"?>\n<!-- hi -->\n' + RSS,
+            None,
+            "rss",
+        ),
+        (
+            b'<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN" '
+            b'"http://my.netscape.com/publish/formats/rss-0.91.dtd">\n<rss version="0.91">',
+            None,
+            "rss",
+        ),
         (b'<!DOCTYPE rss [<!ENTITY eacute "&#233;">]><rss version="2.0">', None, "rss"),
         (b"<br />\n<b>Warning</b>: something in x.php<br />\n" + RSS, "text/html", "rss"),
         (b'<feed xmlns="http://www.w3.org/2005/Atom">', None, "atom"),

@@ -45,16 +45,37 @@ async def bot(telegram: FakeTelegram) -> AsyncIterator[Bot]:
 
 def approved_items(db: Database, business: str, owner: int, count: int, at: datetime) -> list[int]:
     with db.write() as s:
-        b = create_business(s, NewBusiness(name=business, owner_id=owner,
-                                           status=BusinessStatus.ACTIVE, category="bakery",
-                                           city="Lyon"), at)
+        b = create_business(
+            s,
+            NewBusiness(
+                name=business,
+                owner_id=owner,
+                status=BusinessStatus.ACTIVE,
+                category="bakery",
+                city="Lyon",
+            ),
+            at,
+        )
         rows = [
-            NewItem(source_id=None, business_id=b.id, identity=f"{business}{n}", story_key=None,
-                    fingerprint=None, fp_band0=None, fp_band1=None, fp_band2=None, fp_band3=None,
-                    title=f"{business} nouvelle {n} <script>x</script> & co",
-                    link=f"https://{owner}.example/{n}", summary="Du pain chaud", image=None,
-                    published=at, first_seen=at, state=ItemState.APPROVED.value,
-                    approved_at=at + timedelta(seconds=n))
+            NewItem(
+                source_id=None,
+                business_id=b.id,
+                identity=f"{business}{n}",
+                story_key=None,
+                fingerprint=None,
+                fp_band0=None,
+                fp_band1=None,
+                fp_band2=None,
+                fp_band3=None,
+                title=f"{business} nouvelle {n} <script>x</script> & co",
+                link=f"https://{owner}.example/{n}",
+                summary="Du pain chaud",
+                image=None,
+                published=at,
+                first_seen=at,
+                state=ItemState.APPROVED.value,
+                approved_at=at + timedelta(seconds=n),
+            )
             for n in range(count)
         ]
         return insert_items(s, rows)
@@ -83,9 +104,7 @@ async def test_each_approved_item_reaches_the_channel_once_in_turn(
     assert f"https://t.me/c/1234567890/{posts[1].message_id}" in (notices[0].text or "")
 
 
-async def test_the_channel_is_paced_and_quiet_at_night(
-    db: Database, settings: Settings
-) -> None:
+async def test_the_channel_is_paced_and_quiet_at_night(db: Database, settings: Settings) -> None:
     approved_items(db, "Boulangerie", OWNER_A, 20, T0)
     noon = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)  # 12:00 in Paris
     posted = [publish_next(db, settings, CHANNEL, noon + timedelta(minutes=m)) for m in range(60)]
@@ -99,8 +118,9 @@ async def test_a_429_delays_but_loses_nothing(
     db: Database, bot: Bot, telegram: FakeTelegram
 ) -> None:
     with db.write() as s:
-        outbox.enqueue(s, [NewDelivery(f"k{n}", "notice", SUBSCRIBER + n, f"hello {n}")
-                           for n in range(3)], T0)
+        outbox.enqueue(
+            s, [NewDelivery(f"k{n}", "notice", SUBSCRIBER + n, f"hello {n}") for n in range(3)], T0
+        )
     telegram.fail_next("sendMessage", error_code=429, retry_after=1)
     clock = Clock(T0)
     sender = Sender(db, bot, clock)
@@ -117,23 +137,28 @@ async def test_a_blocked_subscriber_is_marked_inactive_and_costs_nothing_more(
 ) -> None:
     with db.write() as s:
         people.subscribe(s, SUBSCRIBER, "fr", T0)
-        outbox.enqueue(s, [NewDelivery("d1", "digest", SUBSCRIBER, "one"),
-                           NewDelivery("d2", "digest", SUBSCRIBER, "two")], T0)
+        outbox.enqueue(
+            s,
+            [
+                NewDelivery("d1", "digest", SUBSCRIBER, "one"),
+                NewDelivery("d2", "digest", SUBSCRIBER, "two"),
+            ],
+            T0,
+        )
     telegram.block(SUBSCRIBER)
     await Sender(db, bot, Clock(T0)).drain()
     with db.read() as s:
         subscriber = people.get_subscriber(s, SUBSCRIBER)
         states = [d.state for d in outbox.deliveries_for(s)]
         candidates = people.digest_candidates(s)
-    assert subscriber is not None and not subscriber.active
+    assert subscriber is not None
+    assert not subscriber.active
     assert states == [DeliveryState.FAILED, DeliveryState.FAILED]
     assert len(telegram.calls_to("sendMessage")) == 1  # the second was never attempted
     assert candidates == []
 
 
-async def test_a_migrated_group_is_followed(
-    db: Database, bot: Bot, telegram: FakeTelegram
-) -> None:
+async def test_a_migrated_group_is_followed(db: Database, bot: Bot, telegram: FakeTelegram) -> None:
     with db.write() as s:
         people.subscribe(s, -4001, "fr", T0)
         outbox.enqueue(s, [NewDelivery("g1", "digest", -4001, "bonjour")], T0)
@@ -148,8 +173,9 @@ async def test_bad_markup_is_resent_once_as_plain_text(
     db: Database, bot: Bot, telegram: FakeTelegram
 ) -> None:
     with db.write() as s:
-        outbox.enqueue(s, [NewDelivery("m1", "notice", SUBSCRIBER, "<div>Pain &amp; vin</div>")],
-                       T0)
+        outbox.enqueue(
+            s, [NewDelivery("m1", "notice", SUBSCRIBER, "<div>Pain &amp; vin</div>")], T0
+        )
     await Sender(db, bot, Clock(T0)).drain()
     sent = telegram.sent(SUBSCRIBER)
     assert [(m.text, m.parse_mode) for m in sent] == [("Pain & vin", None)]

@@ -23,8 +23,16 @@ def test_translations_use_the_same_placeholders(key: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("code", "lang"), [("fr", "fr"), ("fr-CA", "fr"), ("FR", "fr"), ("en", "en"), ("de", "en"),
-                       (None, "en"), ("", "en")]
+    ("code", "lang"),
+    [
+        ("fr", "fr"),
+        ("fr-CA", "fr"),
+        ("FR", "fr"),
+        ("en", "en"),
+        ("de", "en"),
+        (None, "en"),
+        ("", "en"),
+    ],
 )
 def test_language_is_french_when_the_code_starts_with_fr(code: str | None, lang: str) -> None:
     assert language_for(code) == lang

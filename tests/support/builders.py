@@ -22,14 +22,16 @@ class Entry:
     summary: str = ""
 
 
-def rss(entries: list[Entry], *, title: str = "Boulangerie Martin", ttl: int | None = None) -> bytes:
+def rss(
+    entries: list[Entry], *, title: str = "Boulangerie Martin", ttl: int | None = None
+) -> bytes:
     """An RSS 2.0 document."""
     items = []
     for e in entries:
         date = f"<pubDate>{format_datetime(e.published)}</pubDate>" if e.published else ""
         items.append(
             f"<item><title>{escape(e.title)}</title><link>{escape(e.link)}</link>"
-            f"<guid isPermaLink=\"false\">{escape(e.guid)}</guid>{date}"
+            f'<guid isPermaLink="false">{escape(e.guid)}</guid>{date}'
             f"<description>{escape(e.summary)}</description></item>"
         )
     ttl_tag = f"<ttl>{ttl}</ttl>" if ttl else ""
@@ -41,7 +43,9 @@ def rss(entries: list[Entry], *, title: str = "Boulangerie Martin", ttl: int | N
     ).encode()
 
 
-def entries(n: int, *, start: datetime = T0, prefix: str = "p", site: str = "https://martin.example") -> list[Entry]:
+def entries(
+    n: int, *, start: datetime = T0, prefix: str = "p", site: str = "https://martin.example"
+) -> list[Entry]:
     """`n` entries, newest first, one hour apart, each with distinct French text."""
     words = ["pain", "croissant", "farine", "levain", "four", "marché", "brioche", "tarte"]
     return [
@@ -50,7 +54,9 @@ def entries(n: int, *, start: datetime = T0, prefix: str = "p", site: str = "htt
             title=f"Nouvelle {prefix}{i} : {words[i % len(words)]} du jour numéro {i}",
             link=f"{site}/{prefix}/{i}",
             published=start - timedelta(hours=i),
-            summary=" ".join(f"{prefix}{words[(i + j) % len(words)]}{i * 7 + j}" for j in range(40)),
+            summary=" ".join(
+                f"{prefix}{words[(i + j) % len(words)]}{i * 7 + j}" for j in range(40)
+            ),
         )
         for i in range(n)
     ]
