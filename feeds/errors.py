@@ -2,19 +2,19 @@
 
     RelayError
      └── FeedError                 carries the URL and a message key (`code`)
-          ├── InvalidURLError      (also ValueError) not an http(s) URL       code "invalid_url"
-          ├── BlockedAddressError  private / loopback / reserved target       code "blocked_address"
+          ├── InvalidURLError      (also ValueError) not an http(s) URL  code "invalid_url"
+          ├── BlockedAddressError  private / loopback / reserved target  code "blocked_address"
           ├── FetchError           the network or the server failed us
-          │    ├── FetchTimeoutError                                          code "timeout"
-          │    ├── UnreachableError  DNS, refused, TLS                        code "unreachable"
-          │    ├── TooLargeError     body over the size cap                   code "too_large"
-          │    ├── TooManyRedirectsError                                      code "too_many_redirects"
-          │    ├── HTTPStatusError   4xx / 5xx (``status``)                   code "http_status"
-          │    ├── GoneError         410: the source is gone for good         code "gone"
-          │    └── RetryLaterError   429 / 503 (``retry_after`` seconds)      code "retry_later"
+          │    ├── FetchTimeoutError  code "timeout"
+          │    ├── UnreachableError  DNS, refused, TLS  code "unreachable"
+          │    ├── TooLargeError     body over the size cap  code "too_large"
+          │    ├── TooManyRedirectsError  code "too_many_redirects"
+          │    ├── HTTPStatusError   4xx / 5xx (``status``)  code "http_status"
+          │    ├── GoneError         410: the source is gone for good  code "gone"
+          │    └── RetryLaterError   429 / 503 (``retry_after`` seconds)  code "retry_later"
           └── ParseError           the document is not a feed or readable page
-               ├── NotAFeedError                                              code "not_a_feed"
-               └── NoFeedFoundError  a homepage with no feed and no items     code "no_feed"
+               ├── NotAFeedError  code "not_a_feed"
+               └── NoFeedFoundError  a homepage with no feed and no items  code "no_feed"
 
 "Not modified" is a result (``FetchResult.not_modified``), not an error.
 The relay layer adds its own branches (delivery, storage) under ``RelayError``.

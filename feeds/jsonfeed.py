@@ -72,9 +72,9 @@ def _load(content: bytes, url: str) -> dict[str, Any]:
 def _base(document: dict[str, Any], url: str) -> str:
     """The URL relative links in the feed resolve against."""
     for key in ("feed_url", "home_page_url"):
-        candidate = urljoin(url, _str(document.get(key)) or "")
-        if _str(document.get(key)) and urlsplit(candidate).scheme in ("http", "https"):
-            return candidate
+        declared = _str(document.get(key))
+        if declared and urlsplit(urljoin(url, declared)).scheme in ("http", "https"):
+            return urljoin(url, declared)
     return url
 
 
@@ -87,16 +87,22 @@ def _item(item: dict[str, Any], base: str) -> FeedItem | None:
     summary = html_to_text(_str(item.get("summary")) or body)
     if not (title or link or summary):
         return None
-    guid = item.get("id")
     return FeedItem(
         title=title,
         link=link,
-        guid=str(guid).strip() or None if isinstance(guid, str | int) else None,
+        guid=_guid(item.get("id")),
         published=_date(item),
         summary=summary,
         image=_image(item, base, body),
         content_html=sanitize_html(body, base),
     )
+
+
+def _guid(value: object) -> str | None:
+    """The item's id as text: the spec wants a string, PHP plugins send numbers too."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value).strip() or None
 
 
 def _date(item: dict[str, Any]) -> datetime | None:

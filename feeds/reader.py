@@ -43,45 +43,38 @@ async def read_source(
         return _reading(url, page, parse_feed_result(page), ())
     if kind != "html":
         raise NotAFeedError(url, "neither a feed nor an HTML page")
-    feeds = await find_feeds(fetcher, page, max_probes=max_probes, progress=progress)
-    for link in feeds:
+    advertised = discover_feed_links(page.content, page.final_url)
+    for link in advertised:
         try:
             result = await fetcher.fetch(link.url)
-            return _reading(url, result, parse_feed_result(result), tuple(feeds))
+            return _reading(url, result, parse_feed_result(result), tuple(advertised))
         except FeedError:
             continue  # an advertised feed may be broken; the next one, or the page, may do
+    if not advertised:
+        found = await _probe_well_known(fetcher, page, max_probes, progress)
+        if found:
+            link, result, parsed = found
+            return _reading(url, result, parsed, (link,))
     parsed = parse_page(page.content, page.final_url)
     if not parsed.items:
         raise NoFeedFoundError(url, "no feed advertised or found, and no readable news")
-    return _reading(url, page, parsed, tuple(feeds))
-
-
-async def find_feeds(
-    fetcher: Fetcher, page: FetchResult, *, max_probes: int = 4, progress: Progress | None = None
-) -> list[FeedLink]:
-    """Feeds a homepage advertises; when none, the first well-known path that is a feed."""
-    advertised = discover_feed_links(page.content, page.final_url)
-    if advertised:
-        return advertised
-    candidates = well_known_feed_urls(page.content, page.final_url)[:max_probes]
-    for index, candidate in enumerate(candidates, start=1):
-        if progress:
-            progress(candidate, index, len(candidates))
-        found = await _probe(fetcher, candidate)
-        if found:
-            return [found]
-    return []
+    return _reading(url, page, parsed, tuple(advertised))
 
 
 async def discover_source(
     fetcher: Fetcher, url: str, *, max_probes: int = 4, progress: Progress | None = None
 ) -> list[FeedLink]:
-    """The feeds `url` offers: itself when it is a feed, else what its page advertises."""
+    """The feeds `url` offers: itself when it is a feed, else what its page advertises,
+    else the first well-known path of its platform that answers with a feed."""
     page = await fetcher.fetch(url)
     if detect_kind(page.content, page.content_type) in FEED_KINDS:
         parsed = parse_feed_result(page)
         return [FeedLink(url=page.final_url, type=_link_type(parsed.kind), title=parsed.title)]
-    return await find_feeds(fetcher, page, max_probes=max_probes, progress=progress)
+    advertised = discover_feed_links(page.content, page.final_url)
+    if advertised:
+        return advertised
+    found = await _probe_well_known(fetcher, page, max_probes, progress)
+    return [found[0]] if found else []
 
 
 def parse_feed_result(result: FetchResult) -> ParsedFeed:
@@ -91,17 +84,34 @@ def parse_feed_result(result: FetchResult) -> ParsedFeed:
     )
 
 
-async def _probe(fetcher: Fetcher, url: str) -> FeedLink | None:
+Probed = tuple[FeedLink, FetchResult, ParsedFeed]
+
+
+async def _probe_well_known(
+    fetcher: Fetcher, page: FetchResult, max_probes: int, progress: Progress | None
+) -> Probed | None:
+    """Try the platform's usual feed paths, one at a time, stopping at the first feed."""
+    candidates = well_known_feed_urls(page.content, page.final_url)[:max_probes]
+    for index, candidate in enumerate(candidates, start=1):
+        if progress:
+            progress(candidate, index, len(candidates))
+        found = await _probe(fetcher, candidate)
+        if found:
+            return found
+    return None
+
+
+async def _probe(fetcher: Fetcher, url: str) -> Probed | None:
     """A well-known path is a feed only if it answers 200 with a parseable feed."""
     try:
         result = await fetcher.fetch(url)
-        kind = detect_kind(result.content, result.content_type)
-        if kind not in FEED_KINDS:
+        if detect_kind(result.content, result.content_type) not in FEED_KINDS:
             return None
         parsed = parse_feed_result(result)
     except FeedError:
         return None
-    return FeedLink(url=result.final_url, type=_link_type(parsed.kind), title=parsed.title)
+    link = FeedLink(url=result.final_url, type=_link_type(parsed.kind), title=parsed.title)
+    return link, result, parsed
 
 
 def _link_type(kind: FeedKind) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -58,6 +59,8 @@ def run_preview(args: argparse.Namespace, settings: Settings) -> int:
         reading = asyncio.run(_read(args.url, settings))
     except FeedError as exc:
         return report_error(exc, as_json=args.json)
+    except Exception as exc:  # a bug must still end in one sentence, not a traceback
+        return report_unexpected(exc, as_json=args.json)
     if args.json:
         print(json.dumps(preview_json(reading), ensure_ascii=False))
     else:
@@ -71,6 +74,8 @@ def run_discover(args: argparse.Namespace, settings: Settings) -> int:
         feeds = asyncio.run(_discover(args.url, settings))
     except FeedError as exc:
         return report_error(exc, as_json=args.json)
+    except Exception as exc:
+        return report_unexpected(exc, as_json=args.json)
     if args.json:
         print(json.dumps({"url": args.url, "feeds": [_link_json(f) for f in feeds]}))
     else:
@@ -110,6 +115,16 @@ def report_error(exc: FeedError, *, as_json: bool) -> int:
     if as_json:
         print(json.dumps({"error": {"code": exc.code, "message": message}}, ensure_ascii=False))
     return 2 if isinstance(exc, NoFeedFoundError) else 1
+
+
+def report_unexpected(exc: Exception, *, as_json: bool) -> int:
+    """An unexpected failure: one sentence for the person, details in the log."""
+    logging.getLogger("relay").debug("unexpected error", exc_info=exc)
+    message = text(cli_language(), "error.internal")
+    print(message, file=sys.stderr)
+    if as_json:
+        print(json.dumps({"error": {"code": "internal", "message": message}}, ensure_ascii=False))
+    return 3
 
 
 def error_message(exc: FeedError, lang: str) -> str:
@@ -178,3 +193,6 @@ def _link_json(link: FeedLink) -> dict[str, Any]:
 
 
 COMMANDS = {"preview": run_preview, "discover": run_discover}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import tomllib
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 LANGUAGES = ("fr", "en")
 DEFAULT_LANGUAGE = "fr"
+LOCALES = Path(__file__).with_name("locales")
 
 
 def language_for(code: str | None) -> str:
@@ -24,7 +25,7 @@ def language_for(code: str | None) -> str:
 @cache
 def catalogue(lang: str) -> dict[str, str]:
     """The flattened catalogue of one language."""
-    raw = resources.files("relay").joinpath("locales", f"{lang}.toml").read_text("utf-8")
+    raw = (LOCALES / f"{lang}.toml").read_text("utf-8")
     return _flatten(tomllib.loads(raw))
 
 

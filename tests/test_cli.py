@@ -1,0 +1,149 @@
+"""`relay preview` and `relay discover` as a person uses them, against a local web server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.builders import entries, rss
+from tests.support.httpserver import LocalServer, Reply
+
+HTML = {"Content-Type": "text/html; charset=utf-8"}
+RSS = {"Content-Type": "application/rss+xml"}
+
+
+def relay(
+    *args: str, allow_private: bool = True, lang: str = "en"
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "RELAY_LANG": lang,
+        "RELAY_ALLOW_PRIVATE_NETWORKS": "1" if allow_private else "0",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "relay.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=Path(__file__).parent.parent,
+        check=False,
+    )
+
+
+def homepage(feed_href: str | None) -> bytes:
+    link = (
+        f'<link rel="alternate" type="application/rss+xml" title="Actus" href="{feed_href}">'
+        if feed_href
+        else ""
+    )
+    return f"<!doctype html><html><head><title>Boulangerie</title>{link}</head><body>Bienvenue</body></html>".encode()
+
+
+def test_preview_of_a_homepage_reads_its_advertised_feed(server: LocalServer) -> None:
+    server.route("/", Reply(200, homepage("/actus/feed.xml"), HTML))
+    server.route("/actus/feed.xml", Reply(200, rss(entries(3)), RSS))
+    result = relay("preview", server.url("/"), "--json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["url"] == server.url("/")
+    assert out["source_url"] == server.url("/actus/feed.xml")
+    assert out["kind"] == "rss"
+    assert out["feeds"] == [server.url("/actus/feed.xml")]
+    assert out["title"] == "Boulangerie Martin"
+    assert [i["title"] for i in out["items"]][0].startswith("Nouvelle p0")
+    assert out["items"][0]["published"] == "2026-11-23T09:00:00Z"
+    assert set(out["items"][0]) == {"title", "link", "guid", "published", "summary", "image"}
+
+
+def test_preview_probes_well_known_paths_when_nothing_is_advertised(server: LocalServer) -> None:
+    page = b'<html><head><meta name="generator" content="WordPress 6.5"></head><body></body></html>'
+    server.route("/", Reply(200, page, HTML))
+    server.route("/feed/", Reply(200, rss(entries(2)), RSS))
+    out = json.loads(relay("preview", server.url("/"), "--json").stdout)
+    assert out["source_url"] == server.url("/feed/")
+    assert len(out["items"]) == 2
+    assert len([r for r in server.requests if r.path != "/"]) == 1  # found at the first probe
+
+
+def test_preview_reads_a_page_without_feed_as_a_page_feed(server: LocalServer) -> None:
+    page = (
+        b'<html><head><meta property="og:title" content="Atelier poterie du samedi">'
+        b'<meta property="og:description" content="Venez modeler"></head><body></body></html>'
+    )
+    server.route("/", Reply(200, page, HTML))
+    result = relay("preview", server.url("/"), "--json")
+    out = json.loads(result.stdout)
+    assert out["kind"] == "page"
+    assert out["items"][0]["title"] == "Atelier poterie du samedi"
+    assert len(server.requests) <= 1 + 4  # the page, then at most four polite probes
+
+
+def test_preview_table_is_readable(server: LocalServer) -> None:
+    server.route("/feed.xml", Reply(200, rss(entries(2)), RSS))
+    result = relay("preview", server.url("/feed.xml"))
+    assert result.returncode == 0
+    assert "Boulangerie Martin" in result.stdout
+    assert "2026-11-23 09:00" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("url", "code", "words"),
+    [
+        ("pas une adresse", "invalid_url", "not a valid web address"),
+        ("ftp://example.org/feed", "invalid_url", "not a valid web address"),
+    ],
+)
+def test_bad_input_gets_one_clear_sentence(url: str, code: str, words: str) -> None:
+    result = relay("preview", url, "--json")
+    assert result.returncode != 0
+    assert json.loads(result.stdout)["error"]["code"] == code
+    assert words in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_errors_speak_french_to_french_users(server: LocalServer) -> None:
+    server.route("/", Reply(200, b"<html><body>rien</body></html>", HTML))
+    result = relay("preview", server.url("/"), lang="fr_FR.UTF-8")
+    assert result.returncode != 0
+    assert "Aucun flux ni actualité" in result.stderr
+
+
+def test_private_addresses_are_refused_unless_allowed(server: LocalServer) -> None:
+    server.route("/feed.xml", Reply(200, rss(entries(1)), RSS))
+    result = relay("preview", server.url("/feed.xml"), "--json", allow_private=False)
+    assert json.loads(result.stdout)["error"]["code"] == "blocked_address"
+    assert server.requests == []
+
+
+def test_garbage_and_error_pages_are_errors(server: LocalServer) -> None:
+    server.route(
+        "/junk", Reply(200, b"\x89PNG\r\n\x1a\n\x00\x00garbage", {"Content-Type": "image/png"})
+    )
+    junk = relay("preview", server.url("/junk"), "--json")
+    assert json.loads(junk.stdout)["error"]["code"] == "not_a_feed"
+    missing = relay("preview", server.url("/nothing-here.xml"), "--json")
+    assert json.loads(missing.stdout)["error"]["code"] == "http_status"
+
+
+def test_discover_lists_feeds_in_document_order(server: LocalServer) -> None:
+    page = (
+        b"<html><head>"
+        b'<link rel="alternate" type="application/rss+xml" title="Articles" href="/feed/">'
+        b'<link rel="alternate" type="application/json" href="/wp-json/wp/v2/pages/2">'
+        b'<link rel="alternate" type="application/atom+xml" title="Commentaires" href="comments.atom">'
+        b"</head><body></body></html>"
+    )
+    server.route("/blog/", Reply(200, page, HTML))
+    result = relay("discover", server.url("/blog/"), "--json")
+    out = json.loads(result.stdout)
+    assert out["feeds"] == [
+        {"url": server.url("/feed/"), "type": "rss", "title": "Articles"},
+        {"url": server.url("/blog/comments.atom"), "type": "atom", "title": "Commentaires"},
+    ]
