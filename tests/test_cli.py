@@ -42,7 +42,8 @@ def homepage(feed_href: str | None) -> bytes:
         if feed_href
         else ""
     )
-    return f"<!doctype html><html><head><title>Boulangerie</title>{link}</head><body>Bienvenue</body></html>".encode()
+    head = f"<title>Boulangerie</title>{link}"
+    return f"<!doctype html><html><head>{head}</head><body>Bienvenue</body></html>".encode()
 
 
 def test_preview_of_a_homepage_reads_its_advertised_feed(server: LocalServer) -> None:
@@ -137,7 +138,8 @@ def test_discover_lists_feeds_in_document_order(server: LocalServer) -> None:
         b"<html><head>"
         b'<link rel="alternate" type="application/rss+xml" title="Articles" href="/feed/">'
         b'<link rel="alternate" type="application/json" href="/wp-json/wp/v2/pages/2">'
-        b'<link rel="alternate" type="application/atom+xml" title="Commentaires" href="comments.atom">'
+        b'<link rel="alternate" type="application/atom+xml" title="Commentaires" '
+        b'href="comments.atom">'
         b"</head><body></body></html>"
     )
     server.route("/blog/", Reply(200, page, HTML))
