@@ -78,6 +78,17 @@ class SendBudget:
         if self._records % _PRUNE_EVERY == 0:
             self._prune(now)
 
+    def complete(self, chat_id: int, started: float, finished: float) -> None:
+        """A send recorded at `started` got its answer at `finished`: count it from then.
+
+        Telegram counts a message when the request reaches it, somewhere between the two;
+        moving the stamp to the answer keeps our windows on the safe side of theirs.
+        """
+        _move_stamp(self._recent, started, finished)
+        sends = self._chats.get(chat_id)
+        if sends is not None:
+            _move_stamp(sends, started, finished)
+
     def penalise(self, chat_id: int, retry_after: float, now: float) -> None:
         """A 429 for `chat_id`: nothing more to that chat for `retry_after` seconds."""
         until = now + max(retry_after, 0.0)
@@ -94,6 +105,18 @@ class SendBudget:
         for chat in idle:
             del self._chats[chat]
         self._paused_until = {c: t for c, t in self._paused_until.items() if t > now}
+
+
+def _move_stamp(stamps: deque[float], old: float, new: float) -> None:
+    """Replace one `old` stamp with `new`, keeping the deque sorted (it is short)."""
+    try:
+        stamps.remove(old)
+    except ValueError:
+        return  # already pushed out of a full window: nothing to move
+    index = len(stamps)
+    while index > 0 and stamps[index - 1] > new:
+        index -= 1
+    stamps.insert(index, new)
 
 
 def pick_sendable(

@@ -103,7 +103,7 @@ class Sender:
                 for delivery in [d for d in waiting if d.id in picks]:
                     waiting.remove(delivery)
                     self._busy_chats.add(delivery.chat_id)
-                    task = asyncio.create_task(self._send_one(delivery, report))
+                    task = asyncio.create_task(self._send_one(delivery, report, now))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
                 await asyncio.sleep(self._pause(waiting, now, bool(picks)))
@@ -119,7 +119,7 @@ class Sender:
         ready = min(self.budget.ready_at(d.chat_id, now) for d in waiting)
         return min(max(ready - now, 0.005 if not progressed else 0), 0.5)
 
-    async def _send_one(self, delivery: Delivery, report: SendReport) -> None:
+    async def _send_one(self, delivery: Delivery, report: SendReport, picked: float) -> None:
         if delivery.chat_id in self._dead_chats:
             self._busy_chats.discard(delivery.chat_id)
             report.failed += 1
@@ -130,8 +130,10 @@ class Sender:
             try:
                 message = await self._request(delivery)
             except TelegramError as exc:
+                self.budget.complete(delivery.chat_id, picked, self.monotonic())
                 self._failed(delivery, to_failure(exc), report)
             else:
+                self.budget.complete(delivery.chat_id, picked, self.monotonic())
                 self._succeeded(delivery, message, report)
         except Exception:
             log.exception("delivery %s: unexpected error", delivery.id)

@@ -86,7 +86,8 @@ class Worker:
         self.scheduler.start()
 
     async def stop(self) -> None:
-        self.scheduler.shutdown(wait=False)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         self.parsers.close()
         await self.fetcher.__aexit__(None, None, None)
 

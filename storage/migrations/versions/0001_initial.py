@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 0c9565cfd1b9
+Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 05:09:33.341266
+Create Date: 2026-11-23 05:25:05.191515
 """
 
 from alembic import op
@@ -83,6 +83,7 @@ def upgrade() -> None:
     op.create_table('moderators',
     sa.Column('user_id', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
     sa.Column('language', sqlmodel.sql.sqltypes.AutoString(length=5), nullable=False),
     sa.Column('added_by', sa.BigInteger(), nullable=True),
     sa.Column('added_at', storage.tables.UTCDateTime(), nullable=True),
