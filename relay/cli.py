@@ -38,6 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="relay", description="Solidarity Relay")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="bot and worker in one process (what `python bot.py` does)")
+    sub.add_parser("bot", help="only the Telegram bot")
+    sub.add_parser("worker", help="only the scheduled work: poll, publish, digests, send")
+    db = sub.add_parser("db", help="database maintenance")
+    db.add_argument("action", choices=["upgrade"], help="apply the migrations")
     for name, help_text in (
         ("preview", "read a feed or a homepage and print its items"),
         ("discover", "list the feeds a homepage advertises"),
@@ -46,6 +51,42 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("url")
         cmd.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
+
+
+def run_relay_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`relay run | bot | worker`: until SIGINT/SIGTERM."""
+    if not settings.telegram_token:
+        print(text(cli_language(), "cli.no_token"), file=sys.stderr)
+        return 2
+    from relay.bot.app import run_relay
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    asyncio.run(
+        run_relay(
+            settings, bot=args.command in ("run", "bot"), worker=args.command in ("run", "worker")
+        )
+    )
+    return 0
+
+
+def run_db(args: argparse.Namespace, settings: Settings) -> int:
+    """`relay db upgrade`: bring the schema up to date."""
+    from storage.engine import Database
+    from storage.migrate import upgrade
+
+    database = Database(settings.database_url)
+    upgrade(database)
+    database.dispose()
+    print(text(cli_language(), "cli.db_upgraded", url=_safe_url(settings.database_url)))
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def cli_language() -> str:
@@ -192,7 +233,14 @@ def _link_json(link: FeedLink) -> dict[str, Any]:
     return {"url": link.url, "type": link.type, "title": link.title}
 
 
-COMMANDS = {"preview": run_preview, "discover": run_discover}
+COMMANDS = {
+    "preview": run_preview,
+    "discover": run_discover,
+    "run": run_relay_command,
+    "bot": run_relay_command,
+    "worker": run_relay_command,
+    "db": run_db,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,7 +10,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from storage.convert import insert_ignoring_conflicts, to_subscriber
-from storage.tables import DIGESTS, MODERATORS, SUBSCRIBERS, DigestRow, ModeratorRow, SubscriberRow
+from storage.tables import (
+    BUSINESSES,
+    DIGESTS,
+    MODERATORS,
+    SUBSCRIBERS,
+    USERS,
+    DigestRow,
+    ModeratorRow,
+    SubscriberRow,
+    UserRow,
+)
 from storage.values import Frequency, Subscriber
 
 S = SUBSCRIBERS.c
@@ -142,3 +152,26 @@ def remember_moderator_name(session: Session, user_id: int, name: str) -> None:
 
 def moderator_name(session: Session, user_id: int) -> str | None:
     return session.execute(select(M.name).where(M.user_id == user_id)).scalar_one_or_none()
+
+
+def chosen_language(session: Session, user_id: int) -> str | None:
+    """The language a person chose with /language, if they did."""
+    return session.execute(
+        select(USERS.c.language).where(USERS.c.user_id == user_id)
+    ).scalar_one_or_none()
+
+
+def choose_language(session: Session, user_id: int, language: str, now: datetime) -> None:
+    """Remember a person's language everywhere they appear."""
+    row = session.get(UserRow, user_id)
+    if row is None:
+        session.add(UserRow(user_id=user_id, language=language, updated_at=now))
+    else:
+        row.language, row.updated_at = language, now
+    session.execute(update(SUBSCRIBERS).where(S.chat_id == user_id).values(language=language))
+    session.execute(update(MODERATORS).where(M.user_id == user_id).values(language=language))
+    session.execute(
+        update(BUSINESSES)
+        .where(BUSINESSES.c.owner_id == user_id)
+        .values(owner_language=language)
+    )

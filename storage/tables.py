@@ -144,6 +144,16 @@ class ModeratorRow(SQLModel, table=True):
     added_at: datetime | None = _ts()
 
 
+class UserRow(SQLModel, table=True):
+    """A person's chosen language (`/language`), whatever their role."""
+
+    __tablename__ = "users"
+
+    user_id: int = Field(sa_column=Column(BigInteger(), primary_key=True, autoincrement=False))
+    language: str = Field(default="fr", max_length=5)
+    updated_at: datetime | None = _ts()
+
+
 class DeliveryRow(SQLModel, table=True):
     """The outbox: every message to Telegram is a row first, written with its cause."""
 
@@ -194,3 +204,4 @@ SUBSCRIBERS: Table = SubscriberRow.__table__  # type: ignore[attr-defined]
 DELIVERIES: Table = DeliveryRow.__table__  # type: ignore[attr-defined]
 DIGESTS: Table = DigestRow.__table__  # type: ignore[attr-defined]
 MODERATORS: Table = ModeratorRow.__table__  # type: ignore[attr-defined]
+USERS: Table = UserRow.__table__  # type: ignore[attr-defined]

@@ -113,3 +113,10 @@ def test_many_calls_are_cheap() -> None:
         budget.ready_at(k, now)
         budget.record(k, now)
     assert time.perf_counter() - start < 2.0
+
+
+def test_a_send_counts_from_its_answer_so_slow_requests_never_bunch_up() -> None:
+    budget = SendBudget()
+    budget.record(42, 10.0)
+    budget.complete(42, 10.0, 10.3)  # Telegram may have counted it as late as 10.3
+    assert budget.ready_at(42, 11.0) == pytest.approx(11.3)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 05:25:05.191515
+Create Date: 2026-11-23 05:28:51.955246
 """
 
 from alembic import op
@@ -105,6 +105,12 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('chat_id')
     )
+    op.create_table('users',
+    sa.Column('user_id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('language', sqlmodel.sql.sqltypes.AutoString(length=5), nullable=False),
+    sa.Column('updated_at', storage.tables.UTCDateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('user_id')
+    )
     op.create_table('sources',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('business_id', sa.Integer(), nullable=False),
@@ -191,6 +197,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_sources_business_id'))
 
     op.drop_table('sources')
+    op.drop_table('users')
     op.drop_table('subscribers')
     op.drop_table('moderators')
     with op.batch_alter_table('digests', schema=None) as batch_op:

@@ -1,0 +1,1 @@
+"""The Telegram bot: businesses register, moderators decide, subscribers get digests."""
