@@ -7,7 +7,8 @@ at-most-once, also across restarts and several workers.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from relay.digest import DigestLabels, compose_digest, digest_period, select_for_subscriber
 from relay.i18n import text
@@ -16,9 +17,10 @@ from storage import items as item_queries
 from storage import outbox, people
 from storage.engine import Database
 from storage.outbox import NewDelivery
-from storage.values import Frequency, ItemState, Subscriber
+from storage.values import Frequency, Subscriber
 
 ROUNDUP_SUBSCRIBER_ID = 0  # the channel's weekly roundup, recorded like a subscriber's
+ROUNDUP_HOUR = 10  # Monday, local time
 
 
 def labels(lang: str, frequency: Frequency) -> DigestLabels:
@@ -76,7 +78,7 @@ def compose_for(db: Database, subscriber: Subscriber, period: str, now: datetime
 
 
 def send_weekly_roundup(db: Database, settings: Settings, channel_id: int, now: datetime) -> bool:
-    """The week's published news, once a week, on the channel."""
+    """Last week's channel posts (Monday to Sunday), once, on Monday morning."""
     if not settings.pacing.weekly_roundup:
         return False
     channel = Subscriber(
@@ -84,7 +86,7 @@ def send_weekly_roundup(db: Database, settings: Settings, channel_id: int, now: 
         chat_id=channel_id,
         language="fr",
         frequency=Frequency.WEEKLY,
-        hour=10,
+        hour=ROUNDUP_HOUR,
         timezone=settings.pacing.timezone,
         categories=(),
         cities=(),
@@ -93,25 +95,29 @@ def send_weekly_roundup(db: Database, settings: Settings, channel_id: int, now: 
     period = digest_period(now, channel)
     if period is None:
         return False
+    start, end = previous_week(now, settings.pacing.timezone)
     with db.write() as session:
-        after = people.last_cutoff(session, ROUNDUP_SUBSCRIBER_ID)
-        items = [
-            i
-            for i in item_queries.items_for_digest(session, after, now)
-            if i.state is ItemState.PUBLISHED
-        ]
+        items = item_queries.published_between(session, start, end)
         if not people.record_digest(session, ROUNDUP_SUBSCRIBER_ID, period, len(items), now, now):
             return False
-        title = text("fr", "digest.roundup_title")
-        messages = compose_digest(items, labels=DigestLabels(title, text("fr", "digest.continued")))
+        labels = DigestLabels(text("fr", "digest.roundup_title"), text("fr", "digest.continued"))
         outbox.enqueue(
             session,
             [
                 NewDelivery(
                     key=f"roundup:{period}:{n}", kind="roundup", chat_id=channel_id, text=body
                 )
-                for n, body in enumerate(messages)
+                for n, body in enumerate(compose_digest(items, labels=labels))
             ],
             now,
         )
-        return bool(messages)
+        return bool(items)
+
+
+def previous_week(now: datetime, timezone: str) -> tuple[datetime, datetime]:
+    """[last Monday 00:00, this Monday 00:00) in local time, as UTC instants."""
+    local = now.astimezone(ZoneInfo(timezone))
+    monday = datetime.combine(
+        local.date() - timedelta(days=local.weekday()), time(0), tzinfo=local.tzinfo
+    )
+    return (monday - timedelta(days=7)).astimezone(UTC), monday.astimezone(UTC)

@@ -139,6 +139,47 @@ def enqueue_item_cards(
     outbox.enqueue(session, deliveries, now)
 
 
+def enqueue_cards_to(
+    session: Session, chat_id: int, lang: str, item_ids: Sequence[int], now: datetime
+) -> None:
+    """Send cards again to one moderator (/queue); their decisions edit these copies too."""
+    stamp = int(now.timestamp())
+    deliveries = []
+    for item in item_queries.items_by_id(session, item_ids):
+        body, markup = item_card(item, lang)
+        deliveries.append(
+            NewDelivery(
+                key=f"card:i:{item.id}:{chat_id}:{stamp}",
+                kind="card",
+                chat_id=chat_id,
+                text=body,
+                reply_markup=markup,
+                item_id=item.id,
+                ref=f"card:i:{item.id}",
+            )
+        )
+    outbox.enqueue(session, deliveries, now)
+
+
+def notify_owner(session: Session, business: Business, key: str, now: datetime) -> None:
+    """Tell a business's owner something about their business, in their language."""
+    if business.owner_id is None:
+        return
+    body = text(business.owner_language, key, name=escape(business.name))
+    outbox.enqueue(
+        session,
+        [
+            NewDelivery(
+                key=f"notice:{key}:{business.id}:{int(now.timestamp())}",
+                kind="notice",
+                chat_id=business.owner_id,
+                text=body,
+            )
+        ],
+        now,
+    )
+
+
 def enqueue_business_card(
     session: Session,
     business: Business,

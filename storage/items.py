@@ -230,6 +230,18 @@ def items_for_digest(session: Session, after: datetime | None, until: datetime) 
     return _queued(session.execute(query).all())
 
 
+def published_between(session: Session, start: datetime, end: datetime) -> list[QueuedItem]:
+    """Channel posts published in [start, end), in publication order."""
+    query = (
+        _queued_select()
+        .where(
+            IT.state == ItemState.PUBLISHED.value, IT.published_at >= start, IT.published_at < end
+        )
+        .order_by(IT.published_at, IT.id)
+    )
+    return _queued(session.execute(query).all())
+
+
 def publications_since(session: Session, since: datetime) -> list[tuple[int, datetime]]:
     """(business id, published at) of channel posts since `since`."""
     query = select(IT.business_id, IT.published_at).where(IT.published_at >= since)

@@ -171,7 +171,5 @@ def choose_language(session: Session, user_id: int, language: str, now: datetime
     session.execute(update(SUBSCRIBERS).where(S.chat_id == user_id).values(language=language))
     session.execute(update(MODERATORS).where(M.user_id == user_id).values(language=language))
     session.execute(
-        update(BUSINESSES)
-        .where(BUSINESSES.c.owner_id == user_id)
-        .values(owner_language=language)
+        update(BUSINESSES).where(BUSINESSES.c.owner_id == user_id).values(owner_language=language)
     )

@@ -172,3 +172,28 @@ def count_sources(session: Session) -> dict[str, int]:
     paused = session.exec(count.where(col(SourceRow.paused).is_(True))).one()
     failing = session.exec(count.where(col(SourceRow.failures) > 0)).one()
     return {"total": total, "paused": paused, "failing": failing}
+
+
+def find_businesses(session: Session, query: str) -> list[Business]:
+    """Businesses by id ("12" or "#12") or by name (exact, else containing), any case."""
+    wanted = query.strip().lstrip("#")
+    if wanted.isdigit():
+        found = get_business(session, int(wanted))
+        return [found] if found else []
+    name = col(BusinessRow.name)
+    exact = session.exec(select(BusinessRow).where(func.lower(name) == wanted.lower())).all()
+    if exact:
+        return [to_business(row) for row in exact]
+    pattern = f"%{wanted.lower()}%"
+    rows = session.exec(select(BusinessRow).where(func.lower(name).like(pattern)).limit(10)).all()
+    return [to_business(row) for row in rows]
+
+
+def pending_businesses(session: Session) -> list[Business]:
+    """Registrations waiting for a moderator, oldest first."""
+    rows = session.exec(
+        select(BusinessRow)
+        .where(col(BusinessRow.status) == BusinessStatus.PENDING.value)
+        .order_by(col(BusinessRow.created_at), col(BusinessRow.id))
+    ).all()
+    return [to_business(row) for row in rows]
