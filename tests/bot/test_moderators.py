@@ -100,7 +100,7 @@ async def test_trust_and_suspend_by_name(bot: Harness, server: LocalServer) -> N
     assert "est de confiance" in (reply.visible_text or "")
     await bot.work()
     assert len(bot.fake.sent(CHANNEL)) == 1  # its waiting news was approved
-    (reply,) = await bot.say(ADMIN, "/suspend #%d" % business_id)
+    (reply,) = await bot.say(ADMIN, f"/suspend #{business_id}")
     assert "est suspendu" in (reply.visible_text or "")
     with bot.db.read() as s:
         business = get_business(s, business_id)
