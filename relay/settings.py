@@ -51,6 +51,10 @@ class Settings:
     channel: str | None = None  # id or @name
     admins: tuple[int, ...] = ()
     moderation_chat: int | None = None
+    webhook_url: str | None = None  # public HTTPS URL: webhook mode instead of long polling
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = 8443
+    webhook_secret: str | None = None
     fetch: FetchSettings = field(default_factory=FetchSettings)
     pacing: PacingSettings = field(default_factory=PacingSettings)
     polling: PollingSettings = field(default_factory=PollingSettings)
@@ -71,6 +75,10 @@ class Settings:
             channel=env.get("RELAY_CHANNEL") or None,
             admins=_int_list(env.get("RELAY_ADMINS", "")),
             moderation_chat=_opt_int(env.get("RELAY_MODERATION_CHAT")),
+            webhook_url=env.get("RELAY_WEBHOOK_URL") or None,
+            webhook_listen=env.get("RELAY_WEBHOOK_LISTEN", "0.0.0.0"),
+            webhook_port=int(env.get("RELAY_WEBHOOK_PORT", 8443)),
+            webhook_secret=env.get("RELAY_WEBHOOK_SECRET") or None,
             fetch=FetchSettings(
                 allow_private_networks=_flag(env.get("RELAY_ALLOW_PRIVATE_NETWORKS")),
                 proxy=env.get("RELAY_PROXY") or None,

@@ -88,8 +88,27 @@ async def _start(app: App, runner: Worker | None, *, bot: bool) -> None:
     if bot:
         await commands.publish(app.bot)
         await app.start()
-        assert app.updater is not None
-        await app.updater.start_polling(timeout=timedelta(seconds=30), drop_pending_updates=False)
+        await _receive_updates(app, services_of(app).settings)
+
+
+async def _receive_updates(app: App, settings: Settings) -> None:
+    """Long polling by default; a webhook when RELAY_WEBHOOK_URL is set."""
+    assert app.updater is not None
+    if not settings.webhook_url:
+        await app.updater.start_polling(timeout=timedelta(seconds=30))
+        return
+    await app.updater.start_webhook(
+        listen=settings.webhook_listen,
+        port=settings.webhook_port,
+        url_path="telegram",
+        webhook_url=settings.webhook_url.rstrip("/") + "/telegram",
+        secret_token=settings.webhook_secret,
+    )
+
+
+def services_of(app: App) -> Services:
+    found: Services = app.bot_data["services"]
+    return found
 
 
 async def _stop(app: App, runner: Worker | None, *, bot: bool) -> None:
