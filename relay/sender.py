@@ -32,7 +32,6 @@ from relay import notices
 from relay.clock import Clock
 from relay.delivery import Action, Failure, FailureKind, classify_bad_request, post_url, resolve
 from relay.limits import SendBudget, pick_sendable
-from relay.telegram_html import to_plain_text
 from storage import items as item_queries
 from storage import outbox, people
 from storage.engine import Database
@@ -230,7 +229,7 @@ class Sender:
                 error,
                 plain_fallback=True,
                 parse_mode=None,
-                text=to_plain_text(delivery.text),
+                text=to_plain_message(delivery.text),
             )
         elif action is Action.RETRY_ELSEWHERE and new_chat is not None:
             report.retried += 1

@@ -67,6 +67,21 @@ def to_plain_text(markup: str) -> str:
     return html.unescape(_TAG.sub("", markup))
 
 
+_LINK = re.compile(r'<a\s+href="([^"]*)"\s*>(.*?)</a>', re.DOTALL)
+
+
+def to_plain_message(markup: str, limit: int = MAX_MESSAGE) -> str:
+    """What to send when Telegram refuses our HTML: plain text that keeps link targets
+    ("label (https://…)"), bounded to the message limit."""
+
+    def spell_out(match: re.Match[str]) -> str:
+        url, label = html.unescape(match.group(1)), match.group(2)
+        return label if html.unescape(_TAG.sub("", label)) == url else f"{label} ({url})"
+
+    plain = to_plain_text(_LINK.sub(spell_out, markup))
+    return plain if utf16_len(plain) <= limit else truncate_text(plain, limit, limit)
+
+
 def visible_length(markup: str) -> int:
     """What Telegram counts against the 4096 limit: the text after entity parsing."""
     return utf16_len(to_plain_text(markup))

@@ -13,6 +13,7 @@ from relay.telegram_html import (
     escape,
     link,
     render_post,
+    to_plain_message,
     to_plain_text,
     truncate_text,
     utf16_len,
@@ -215,3 +216,18 @@ def test_render_post_always_fits_and_parses(
     assert visible_length(html) <= MAX_MESSAGE
     assert telegram_html_problems(html) == []
     assert "<script" not in html
+
+
+@pytest.mark.parametrize(
+    ("markup", "plain"),
+    [
+        (
+            '<b>Fleurs</b> <a href="https://x.example/?a&amp;b">le bouquet</a>',
+            "Fleurs le bouquet (https://x.example/?a&b)",
+        ),
+        ('<a href="https://x.example/">https://x.example/</a>', "https://x.example/"),
+        ("<div>Pain &amp; vin</div>", "Pain & vin"),
+    ],
+)
+def test_the_plain_text_fallback_keeps_link_targets(markup: str, plain: str) -> None:
+    assert to_plain_message(markup) == plain
