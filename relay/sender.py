@@ -32,6 +32,7 @@ from relay import notices
 from relay.clock import Clock
 from relay.delivery import Action, Failure, FailureKind, classify_bad_request, post_url, resolve
 from relay.limits import SendBudget, pick_sendable
+from relay.telegram_html import to_plain_message
 from storage import items as item_queries
 from storage import outbox, people
 from storage.engine import Database

@@ -1,9 +1,423 @@
-"""Handlers (being written)."""
+"""Readers' handlers: /subscribe, /unsubscribe, the /settings panel, /latest, blocked chats.
+
+The subscriber is a chat: a person in a private chat, or a group where someone typed /start or
+/subscribe. Settings live in the database; the panel is one message, redrawn in place from the
+database on every press, so an old panel or a restart never shows stale choices for long.
+The /settings flow is drawn in subscribers.md.
+"""
 
 from __future__ import annotations
 
-from telegram.ext import BaseHandler
+import logging
+import warnings
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ChatMemberStatus, ChatType, ParseMode
+from telegram.error import BadRequest
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+from telegram.warnings import PTBUserWarning
+
+from relay.bot.common import Context, language, reply, services
+from relay.digest import compose_digest, fold, select_for_subscriber
+from relay.digest_job import labels
+from relay.i18n import text
+from relay.telegram_html import escape
+from storage import items as item_queries
+from storage import people
+from storage.values import Frequency, Subscriber
+
+log = logging.getLogger(__name__)
+
+CATEGORIES = ("bakery", "florist", "bookshop", "crafts", "restaurant", "shop", "services", "other")
+COMMON_HOURS = (7, 8, 12, 18, 20)
+PREFIX = "set:"
+MAX_CALLBACK_BYTES = 64
+LATEST_ITEMS = 15
+MAX_CITIES = 10  # 10 × 60 characters stays within the 1,000-character column
+MAX_CITY_CHARS = 60
+MAX_ZONE_CHARS = 64
+CLEAR_WORDS = frozenset({"tout", "tous", "toutes", "all", "everything"})
+CITY_WORDS = frozenset({"ville", "villes", "city", "cities"})
+ZONE_WORDS = frozenset({"tz", "fuseau", "timezone"})
+ASKING_CITIES = 0  # the one state of the cities conversation
+CITIES_TIMEOUT = timedelta(minutes=10)  # after that, a typed message is not taken as cities
+SELECTED = "✅ "
+Handler = BaseHandler[Update, Context, Any]
 
 
-def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
-    return []
+def handlers() -> list[Handler]:
+    """Commands, panel buttons (the cities button first: it opens a conversation), blocks."""
+    return [
+        CommandHandler("subscribe", subscribe),
+        CommandHandler("unsubscribe", unsubscribe),
+        CommandHandler("settings", show_settings),
+        CommandHandler("latest", latest),
+        _cities_conversation(),
+        CallbackQueryHandler(on_panel_press, pattern=f"^{PREFIX}"),
+        ChatMemberHandler(on_membership, ChatMemberHandler.MY_CHAT_MEMBER),
+    ]
+
+
+def _cities_conversation() -> Handler:
+    """Press "cities", then type them. Keyed per chat and person, entered by a button."""
+    # PTB warns that a CallbackQueryHandler is not tracked per message; the button only opens
+    # the conversation, and the typed answer belongs to the person, so that is what we want.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBUserWarning)
+        return ConversationHandler(
+            entry_points=[CallbackQueryHandler(ask_cities, pattern=f"^{PREFIX}city$")],
+            states={ASKING_CITIES: [MessageHandler(filters.TEXT & ~filters.COMMAND, type_cities)]},
+            fallbacks=[],
+            allow_reentry=True,
+            conversation_timeout=CITIES_TIMEOUT,
+        )
+
+
+# --- Pure decisions -----------------------------------------------------------------------------
+
+
+def parse_cities(typed: str) -> tuple[str, ...] | None:
+    """City names typed as "Lyon, Villeurbanne": () clears ("*", "tout", "all"), None if none."""
+    if typed.strip() == "*" or fold(typed) in CLEAR_WORDS:
+        return ()
+    unique: dict[str, str] = {}
+    for part in typed.replace(";", ",").split(","):
+        name = " ".join(part.split())[:MAX_CITY_CHARS].strip()
+        if fold(name):
+            unique.setdefault(fold(name), name)
+    return tuple(unique.values())[:MAX_CITIES] or None
+
+
+def valid_zone(name: str) -> str | None:
+    """`name` if it is an IANA time zone ("Europe/Brussels"), else None."""
+    if not name or len(name) > MAX_ZONE_CHARS:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return name
+
+
+def changes_for(data: str, subscriber: Subscriber) -> dict[str, Any] | None:
+    """The settings a panel button asks for, or None when the data is no valid button."""
+    if len(data.encode()) > MAX_CALLBACK_BYTES or not data.startswith(PREFIX):
+        return None
+    match data.removeprefix(PREFIX).split(":"):
+        case ["freq", value] if value in set(Frequency):
+            # Asking for digests again also revives a chat once marked as blocked.
+            revive = {"active": True, "blocked_at": None} if value != Frequency.OFF else {}
+            return {"frequency": value, **revive}
+        case ["hour", value] if value.isascii() and value.isdigit() and int(value) < 24:
+            return {"hour": int(value)}
+        case ["cat", "all"]:
+            return {"categories": ()}
+        case ["cat", name, on] if name in CATEGORIES and on in ("0", "1"):
+            chosen = {c for c in subscriber.categories if c != name} | ({name} if on == "1" else set())
+            return {"categories": tuple(c for c in CATEGORIES if c in chosen)}
+    return None
+
+
+# --- The panel ----------------------------------------------------------------------------------
+
+
+def summary(lang: str, subscriber: Subscriber) -> str:
+    """The subscriber's settings in three lines (HTML)."""
+    hour = text(lang, "settings.hour", hour=subscriber.hour)
+    when = subscriber.frequency if subscriber.active else Frequency.OFF
+    names = [text(lang, f"settings.category_{c}") for c in subscriber.categories]
+    return text(
+        lang,
+        "settings.summary",
+        frequency=text(lang, f"settings.when_{when.value}", hour=hour, zone=subscriber.timezone),
+        categories=", ".join(names) or text(lang, "settings.all_categories"),
+        cities=escape(", ".join(subscriber.cities)) or text(lang, "settings.all_cities"),
+    )
+
+
+def panel_text(lang: str, subscriber: Subscriber) -> str:
+    return f"{text(lang, 'settings.title')}\n\n{summary(lang, subscriber)}"
+
+
+def panel_keyboard(lang: str, subscriber: Subscriber) -> InlineKeyboardMarkup:
+    """Frequency, hour, categories, cities, done: every button says what it sets."""
+    return InlineKeyboardMarkup(
+        [
+            _frequency_row(lang, subscriber),
+            _hours_row(lang, subscriber),
+            _hour_step_row(lang, subscriber),
+            *_category_rows(lang, subscriber),
+            [_button(text(lang, "settings.cities_button"), "city")],
+            [_button(text(lang, "settings.done_button"), "done")],
+        ]
+    )
+
+
+def _button(label: str, data: str, *, selected: bool = False) -> InlineKeyboardButton:
+    return InlineKeyboardButton(SELECTED + label if selected else label, callback_data=PREFIX + data)
+
+
+def _frequency_row(lang: str, s: Subscriber) -> list[InlineKeyboardButton]:
+    current = s.frequency if s.active else Frequency.OFF
+    return [
+        _button(text(lang, f"settings.freq_{f.value}"), f"freq:{f.value}", selected=f == current)
+        for f in Frequency
+    ]
+
+
+def _hours_row(lang: str, s: Subscriber) -> list[InlineKeyboardButton]:
+    return [
+        _button(text(lang, "settings.hour", hour=h), f"hour:{h}", selected=h == s.hour)
+        for h in COMMON_HOURS
+    ]
+
+
+def _hour_step_row(lang: str, s: Subscriber) -> list[InlineKeyboardButton]:
+    # Absolute targets, not "+1": pressing a stale panel twice lands on what it showed.
+    return [
+        _button(text(lang, "settings.earlier"), f"hour:{(s.hour - 1) % 24}"),
+        _button(text(lang, "settings.hour", hour=s.hour), f"hour:{s.hour}"),
+        _button(text(lang, "settings.later"), f"hour:{(s.hour + 1) % 24}"),
+    ]
+
+
+def _category_rows(lang: str, s: Subscriber) -> list[list[InlineKeyboardButton]]:
+    buttons = [
+        _button(
+            text(lang, f"settings.category_{c}"),
+            f"cat:{c}:{0 if c in s.categories else 1}",
+            selected=c in s.categories,
+        )
+        for c in CATEGORIES
+    ]
+    everything = _button(text(lang, "settings.all_categories"), "cat:all", selected=not s.categories)
+    return [buttons[i : i + 2] for i in range(0, len(buttons), 2)] + [[everything]]
+
+
+# --- I/O helpers ---------------------------------------------------------------------------------
+
+
+async def send(
+    update: Update, context: Context, body: str, markup: InlineKeyboardMarkup | None = None
+) -> None:
+    """Send composed HTML to the chat the update came from."""
+    assert update.effective_chat is not None
+    await context.bot.send_message(
+        update.effective_chat.id,
+        body,
+        parse_mode=ParseMode.HTML,
+        disable_web_page_preview=True,
+        reply_markup=markup,
+    )
+
+
+async def edit_in_place(
+    query: CallbackQuery, body: str, markup: InlineKeyboardMarkup | None = None
+) -> None:
+    """Redraw the pressed message; an identical redraw ("not modified") is fine."""
+    try:
+        await query.edit_message_text(body, parse_mode=ParseMode.HTML, reply_markup=markup)
+    except BadRequest as error:
+        if "not modified" not in error.message.lower():
+            raise
+
+
+def _subscriber(context: Context, chat_id: int) -> Subscriber | None:
+    with services(context).db.read() as session:
+        return people.get_subscriber(session, chat_id)
+
+
+def _update(context: Context, chat_id: int, **changes: Any) -> Subscriber | None:
+    with services(context).db.write() as session:
+        return people.update_subscriber(session, chat_id, **changes)
+
+
+def _chat_id(update: Update) -> int:
+    assert update.effective_chat is not None
+    return update.effective_chat.id
+
+
+# --- /subscribe, /unsubscribe -----------------------------------------------------------------
+
+
+async def subscribe(update: Update, context: Context) -> None:
+    """/subscribe: daily digests at 18:00 Paris time for this chat; twice just confirms."""
+    await confirm_subscription(update, context)
+
+
+async def confirm_subscription(update: Update, context: Context) -> None:
+    """Subscribe the chat the update came from (a group as itself) and show its settings."""
+    lang, chat_id, found = language(update, context), _chat_id(update), services(context)
+    with found.db.write() as session:
+        before = people.get_subscriber(session, chat_id)
+        after = people.subscribe(session, chat_id, lang, found.clock())
+    already = before is not None and before.active and before.frequency != Frequency.OFF
+    group = update.effective_chat is not None and update.effective_chat.type != ChatType.PRIVATE
+    key = "already" if already else "done_group" if group else "done"
+    await reply(update, context, f"subscribe.{key}", summary=summary(lang, after))
+
+
+async def unsubscribe(update: Update, context: Context) -> None:
+    """/unsubscribe: no more digests; the filters are kept for a later /subscribe."""
+    updated = _update(context, _chat_id(update), frequency=Frequency.OFF.value)
+    await reply(update, context, "subscribe.stopped" if updated else "subscribe.not_subscribed")
+
+
+# --- /settings ---------------------------------------------------------------------------------
+
+
+async def show_settings(update: Update, context: Context) -> None:
+    """/settings: the panel. Shortcuts: `/settings ville Lyon, Villeurbanne`, `/settings tz …`."""
+    words = context.args or []
+    if words and fold(words[0]) in CITY_WORDS | ZONE_WORDS:
+        await _settings_shortcut(update, context, fold(words[0]), " ".join(words[1:]))
+        return
+    subscriber = _subscriber(context, _chat_id(update))
+    if subscriber is None:
+        await reply(update, context, "settings.not_subscribed")
+        return
+    lang = language(update, context)
+    await send(update, context, panel_text(lang, subscriber), panel_keyboard(lang, subscriber))
+
+
+async def _settings_shortcut(update: Update, context: Context, word: str, value: str) -> None:
+    """Set the cities or the time zone from the command's text."""
+    if word in CITY_WORDS:
+        cities = parse_cities(value)
+        changes: dict[str, Any] | None = None if cities is None else {"cities": cities}
+    else:
+        zone = valid_zone(value.strip())
+        changes = None if zone is None else {"timezone": zone}
+    if changes is None:
+        await reply(update, context, f"settings.invalid_{'cities' if word in CITY_WORDS else 'zone'}")
+        return
+    updated = _update(context, _chat_id(update), **changes)
+    if updated is None:
+        await reply(update, context, "settings.not_subscribed")
+        return
+    await reply(update, context, "settings.saved_summary", summary=summary(language(update, context), updated))
+
+
+async def _checked_press(update: Update, context: Context, lang: str) -> Subscriber | None:
+    """The subscriber a panel press may change; otherwise answer why not and return None."""
+    query, user = update.callback_query, update.effective_user
+    assert query is not None and user is not None and update.effective_chat is not None
+    chat = update.effective_chat
+    # In a private chat only its owner may press; in a group any member speaks for the group.
+    subscriber = _subscriber(context, chat.id)
+    if chat.type == ChatType.PRIVATE and user.id != chat.id:
+        refusal: str | None = "settings.not_yours"
+    else:
+        refusal = "settings.not_subscribed" if subscriber is None else None
+    if refusal is not None:
+        await query.answer(text(lang, refusal), show_alert=True)
+        return None
+    return subscriber
+
+
+async def on_panel_press(update: Update, context: Context) -> None:
+    """A panel button: check who pressed, change the setting, redraw the panel."""
+    query = update.callback_query
+    assert query is not None
+    lang = language(update, context)
+    subscriber = await _checked_press(update, context, lang)
+    if subscriber is None:
+        return
+    if query.data == f"{PREFIX}done":
+        await query.answer()
+        await edit_in_place(query, panel_text(lang, subscriber))
+        return
+    changes = changes_for(query.data or "", subscriber)
+    if changes is None:
+        await query.answer(text(lang, "settings.invalid_button"), show_alert=True)
+        return
+    updated = _update(context, subscriber.chat_id, **changes) or subscriber
+    await query.answer(text(lang, "settings.saved"))
+    await edit_in_place(query, panel_text(lang, updated), panel_keyboard(lang, updated))
+
+
+async def ask_cities(update: Update, context: Context) -> int:
+    """The cities button: ask for names; the person's next text message gives them."""
+    query = update.callback_query
+    assert query is not None and query.message is not None
+    if await _checked_press(update, context, language(update, context)) is None:
+        return ConversationHandler.END
+    await query.answer()
+    # Which panel to redraw once the cities are typed: a detail of this short exchange only.
+    context.user_data["settings_panel"] = query.message.message_id  # type: ignore[index]
+    await reply(update, context, "settings.ask_cities")
+    return ASKING_CITIES
+
+
+async def type_cities(update: Update, context: Context) -> int:
+    """The typed cities: save them, confirm, redraw the panel they came from."""
+    assert update.effective_message is not None
+    cities = parse_cities(update.effective_message.text or "")
+    if cities is None:
+        await reply(update, context, "settings.invalid_cities")
+        return ASKING_CITIES
+    updated = _update(context, _chat_id(update), cities=cities)
+    if updated is not None:
+        lang = language(update, context)
+        await reply(update, context, "settings.saved_summary", summary=summary(lang, updated))
+        await _redraw_panel(update, context, lang, updated)
+    return ConversationHandler.END
+
+
+async def _redraw_panel(update: Update, context: Context, lang: str, s: Subscriber) -> None:
+    """Bring the panel the cities button was pressed on up to date (if it still exists)."""
+    panel = (context.user_data or {}).pop("settings_panel", None)
+    if panel is None:
+        return
+    try:
+        await context.bot.edit_message_text(
+            panel_text(lang, s),
+            chat_id=_chat_id(update),
+            message_id=panel,
+            parse_mode=ParseMode.HTML,
+            reply_markup=panel_keyboard(lang, s),
+        )
+    except BadRequest as error:  # deleted or unchanged: the confirmation said it all
+        log.info("settings panel not redrawn: %s", error.message)
+
+
+# --- /latest, blocks ---------------------------------------------------------------------------
+
+
+async def latest(update: Update, context: Context) -> None:
+    """/latest: the most recent approved news as a digest, filtered like this chat's digests."""
+    lang, chat_id, found = language(update, context), _chat_id(update), services(context)
+    with found.db.read() as session:
+        approved = item_queries.items_for_digest(session, None, found.clock())
+        subscriber = people.get_subscriber(session, chat_id)
+    chosen = select_for_subscriber(approved, subscriber) if subscriber else approved
+    title = replace(labels(lang, Frequency.DAILY), title=text(lang, "latest.title"))
+    messages = compose_digest(chosen[-LATEST_ITEMS:], labels=title)
+    if not messages:
+        await reply(update, context, "latest.filtered" if approved else "latest.nothing")
+        return
+    for body in messages:
+        await send(update, context, body)
+
+
+async def on_membership(update: Update, context: Context) -> None:
+    """The bot was blocked in a private chat or removed from a group: stop sending there."""
+    change = update.my_chat_member
+    assert change is not None
+    if change.new_chat_member.status not in (ChatMemberStatus.BANNED, ChatMemberStatus.LEFT):
+        return
+    found = services(context)
+    with found.db.write() as session:
+        people.mark_blocked(session, change.chat.id, found.clock())
