@@ -63,7 +63,7 @@ def _zone(name: str) -> ZoneInfo:
     """The subscriber's zone; UTC for an unknown name, so one bad row never stops the loop."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return ZoneInfo("UTC")
 
 

@@ -230,6 +230,18 @@ def items_for_digest(session: Session, after: datetime | None, until: datetime) 
     return _queued(session.execute(query).all())
 
 
+def latest_approved(session: Session, until: datetime, limit: int) -> list[QueuedItem]:
+    """The `limit` most recently approved items (approved or published), oldest first."""
+    states = [ItemState.APPROVED.value, ItemState.PUBLISHED.value]
+    query = (
+        _queued_select()
+        .where(IT.state.in_(states), IT.approved_at <= until)
+        .order_by(IT.approved_at.desc(), IT.id.desc())
+        .limit(limit)
+    )
+    return list(reversed(_queued(session.execute(query).all())))
+
+
 def published_between(session: Session, start: datetime, end: datetime) -> list[QueuedItem]:
     """Channel posts published in [start, end), in publication order."""
     query = (

@@ -86,7 +86,8 @@ async def _start(app: App, runner: Worker | None, *, bot: bool) -> None:
     if runner:
         await runner.start()
     if bot:
-        await commands.publish(app.bot)
+        found = services_of(app)
+        await commands.publish(app.bot, found.db, found.settings)
         await app.start()
         await _receive_updates(app, services_of(app).settings)
 

@@ -33,6 +33,7 @@ from relay.bot.common import Context, language, reply, services
 from relay.digest import compose_digest, fold, select_for_subscriber
 from relay.digest_job import labels
 from relay.i18n import text
+from relay.registration import CATEGORIES
 from relay.telegram_html import escape
 from storage import items as item_queries
 from storage import people
@@ -40,7 +41,6 @@ from storage.values import Frequency, Subscriber
 
 log = logging.getLogger(__name__)
 
-CATEGORIES = ("bakery", "florist", "bookshop", "crafts", "restaurant", "shop", "services", "other")
 COMMON_HOURS = (7, 8, 12, 18, 20)
 PREFIX = "set:"
 MAX_CALLBACK_BYTES = 64
@@ -106,7 +106,7 @@ def valid_zone(name: str) -> str | None:
         return None
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a folder of tzdata
         return None
     return name
 
@@ -125,9 +125,20 @@ def changes_for(data: str, subscriber: Subscriber) -> dict[str, Any] | None:
         case ["cat", "all"]:
             return {"categories": ()}
         case ["cat", name, on] if name in CATEGORIES and on in ("0", "1"):
-            chosen = {c for c in subscriber.categories if c != name} | ({name} if on == "1" else set())
+            chosen = {c for c in subscriber.categories if c != name} | (
+                {name} if on == "1" else set()
+            )
             return {"categories": tuple(c for c in CATEGORIES if c in chosen)}
     return None
+
+
+def shortcut_changes(word: str, value: str) -> dict[str, Any] | None:
+    """`/settings ville Lyon, …` or `/settings tz Europe/Brussels` as changes; None if invalid."""
+    if word in CITY_WORDS:
+        cities = parse_cities(value)
+        return None if cities is None else {"cities": cities}
+    zone = valid_zone(value.strip())
+    return None if zone is None else {"timezone": zone}
 
 
 # --- The panel ----------------------------------------------------------------------------------
@@ -137,7 +148,7 @@ def summary(lang: str, subscriber: Subscriber) -> str:
     """The subscriber's settings in three lines (HTML)."""
     hour = text(lang, "settings.hour", hour=subscriber.hour)
     when = subscriber.frequency if subscriber.active else Frequency.OFF
-    names = [text(lang, f"settings.category_{c}") for c in subscriber.categories]
+    names = [text(lang, f"business.category_{c}") for c in subscriber.categories if c in CATEGORIES]
     return text(
         lang,
         "settings.summary",
@@ -166,7 +177,9 @@ def panel_keyboard(lang: str, subscriber: Subscriber) -> InlineKeyboardMarkup:
 
 
 def _button(label: str, data: str, *, selected: bool = False) -> InlineKeyboardButton:
-    return InlineKeyboardButton(SELECTED + label if selected else label, callback_data=PREFIX + data)
+    return InlineKeyboardButton(
+        SELECTED + label if selected else label, callback_data=PREFIX + data
+    )
 
 
 def _frequency_row(lang: str, s: Subscriber) -> list[InlineKeyboardButton]:
@@ -196,13 +209,15 @@ def _hour_step_row(lang: str, s: Subscriber) -> list[InlineKeyboardButton]:
 def _category_rows(lang: str, s: Subscriber) -> list[list[InlineKeyboardButton]]:
     buttons = [
         _button(
-            text(lang, f"settings.category_{c}"),
+            text(lang, f"business.category_{c}"),
             f"cat:{c}:{0 if c in s.categories else 1}",
             selected=c in s.categories,
         )
         for c in CATEGORIES
     ]
-    everything = _button(text(lang, "settings.all_categories"), "cat:all", selected=not s.categories)
+    everything = _button(
+        text(lang, "settings.all_categories_button"), "cat:all", selected=not s.categories
+    )
     return [buttons[i : i + 2] for i in range(0, len(buttons), 2)] + [[everything]]
 
 
@@ -294,27 +309,31 @@ async def show_settings(update: Update, context: Context) -> None:
 
 async def _settings_shortcut(update: Update, context: Context, word: str, value: str) -> None:
     """Set the cities or the time zone from the command's text."""
-    if word in CITY_WORDS:
-        cities = parse_cities(value)
-        changes: dict[str, Any] | None = None if cities is None else {"cities": cities}
-    else:
-        zone = valid_zone(value.strip())
-        changes = None if zone is None else {"timezone": zone}
+    changes = shortcut_changes(word, value)
     if changes is None:
-        await reply(update, context, f"settings.invalid_{'cities' if word in CITY_WORDS else 'zone'}")
+        invalid = "cities" if word in CITY_WORDS else "zone"
+        await reply(update, context, f"settings.invalid_{invalid}")
         return
     updated = _update(context, _chat_id(update), **changes)
+    await _confirm_saved(update, context, updated)
+
+
+async def _confirm_saved(update: Update, context: Context, updated: Subscriber | None) -> None:
+    """Confirm typed settings with the new summary (or say the chat is not subscribed)."""
     if updated is None:
         await reply(update, context, "settings.not_subscribed")
         return
-    await reply(update, context, "settings.saved_summary", summary=summary(language(update, context), updated))
+    lang = language(update, context)
+    await reply(update, context, "settings.saved_summary", summary=summary(lang, updated))
 
 
 async def _checked_press(update: Update, context: Context, lang: str) -> Subscriber | None:
     """The subscriber a panel press may change; otherwise answer why not and return None."""
     query, user = update.callback_query, update.effective_user
-    assert query is not None and user is not None and update.effective_chat is not None
     chat = update.effective_chat
+    assert query is not None
+    assert user is not None
+    assert chat is not None
     # In a private chat only its owner may press; in a group any member speaks for the group.
     subscriber = _subscriber(context, chat.id)
     if chat.type == ChatType.PRIVATE and user.id != chat.id:
@@ -351,12 +370,14 @@ async def on_panel_press(update: Update, context: Context) -> None:
 async def ask_cities(update: Update, context: Context) -> int:
     """The cities button: ask for names; the person's next text message gives them."""
     query = update.callback_query
-    assert query is not None and query.message is not None
+    assert query is not None
+    assert query.message is not None
     if await _checked_press(update, context, language(update, context)) is None:
         return ConversationHandler.END
     await query.answer()
     # Which panel to redraw once the cities are typed: a detail of this short exchange only.
-    context.user_data["settings_panel"] = query.message.message_id  # type: ignore[index]
+    if context.user_data is not None:
+        context.user_data["settings_panel"] = query.message.message_id
     await reply(update, context, "settings.ask_cities")
     return ASKING_CITIES
 
@@ -369,10 +390,9 @@ async def type_cities(update: Update, context: Context) -> int:
         await reply(update, context, "settings.invalid_cities")
         return ASKING_CITIES
     updated = _update(context, _chat_id(update), cities=cities)
+    await _confirm_saved(update, context, updated)
     if updated is not None:
-        lang = language(update, context)
-        await reply(update, context, "settings.saved_summary", summary=summary(lang, updated))
-        await _redraw_panel(update, context, lang, updated)
+        await _redraw_panel(update, context, language(update, context), updated)
     return ConversationHandler.END
 
 
@@ -400,7 +420,8 @@ async def latest(update: Update, context: Context) -> None:
     """/latest: the most recent approved news as a digest, filtered like this chat's digests."""
     lang, chat_id, found = language(update, context), _chat_id(update), services(context)
     with found.db.read() as session:
-        approved = item_queries.items_for_digest(session, None, found.clock())
+        # Filters apply to a generous recent window, not to the whole history.
+        approved = item_queries.latest_approved(session, found.clock(), LATEST_ITEMS * 20)
         subscriber = people.get_subscriber(session, chat_id)
     chosen = select_for_subscriber(approved, subscriber) if subscriber else approved
     title = replace(labels(lang, Frequency.DAILY), title=text(lang, "latest.title"))
