@@ -16,6 +16,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from relay.categories import category_name
 from relay.i18n import text
 from relay.settings import Settings
 from relay.telegram_html import bold, escape, link, truncate_text
@@ -75,9 +76,15 @@ def recipients(session: Session, settings: Settings) -> list[tuple[int, str]]:
     return [(user_id, lang) for user_id, _role, lang in people.moderators(session)]
 
 
+def _place(category: str | None, city: str | None, lang: str) -> str:
+    """ "Boulangerie, Lyon": the category's name in `lang`, then the city."""
+    named = category_name(category, lang) if category else None
+    return ", ".join(p for p in (named, city) if p)
+
+
 def item_card(item: QueuedItem, lang: str) -> tuple[str, str]:
     """(HTML text, reply markup JSON) of an item's moderation card."""
-    place = ", ".join(p for p in (item.category, item.city) if p)
+    place = _place(item.category, item.city, lang)
     lines = [
         text(lang, "mod.item_card_title"),
         bold(item.business_name) + (f" ({escape(place)})" if place else ""),
@@ -97,7 +104,7 @@ def item_card(item: QueuedItem, lang: str) -> tuple[str, str]:
 
 def business_card(business: Business, source_url: str | None, lang: str) -> tuple[str, str]:
     """(HTML text, reply markup JSON) of a registration card."""
-    place = ", ".join(p for p in (business.category, business.city) if p)
+    place = _place(business.category, business.city, lang)
     lines = [text(lang, "mod.business_card_title"), bold(business.name)]
     if place:
         lines.append(escape(place))

@@ -30,10 +30,10 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from relay.bot.common import Context, language, reply, services
+from relay.categories import CATEGORIES
 from relay.digest import compose_digest, fold, select_for_subscriber
 from relay.digest_job import labels
 from relay.i18n import text
-from relay.registration import CATEGORIES
 from relay.telegram_html import escape
 from storage import items as item_queries
 from storage import people
