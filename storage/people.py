@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -23,6 +23,7 @@ from storage.tables import (
 )
 from storage.values import Frequency, Subscriber
 
+FIRST_DIGEST_LOOK_BACK = timedelta(days=1)
 S = SUBSCRIBERS.c
 M = MODERATORS.c
 G = DIGESTS.c
@@ -33,11 +34,22 @@ def get_subscriber(session: Session, chat_id: int) -> Subscriber | None:
     return to_subscriber(row) if row else None
 
 
-def subscribe(session: Session, chat_id: int, language: str, now: datetime) -> Subscriber:
-    """Start (or restart) daily digests at 18:00 Europe/Paris; keeps existing filters."""
+def subscribe(
+    session: Session,
+    chat_id: int,
+    language: str,
+    now: datetime,
+    look_back: timedelta = FIRST_DIGEST_LOOK_BACK,
+) -> Subscriber:
+    """Start (or restart) daily digests at 18:00 Europe/Paris; keeps existing filters.
+
+    The first digest covers the day before subscribing too, so it is not empty.
+    """
     row = session.execute(select(SubscriberRow).where(S.chat_id == chat_id)).scalar_one_or_none()
     if row is None:
-        row = SubscriberRow(chat_id=chat_id, language=language, created_at=now, last_digest_at=now)
+        row = SubscriberRow(
+            chat_id=chat_id, language=language, created_at=now, last_digest_at=now - look_back
+        )
         session.add(row)
     else:
         row.active = True
