@@ -424,9 +424,7 @@ async def test_sources_shows_health_in_plain_words(bot: Harness, server: LocalSe
     assert "a répondu par une erreur (HTTP 404)" in after
 
 
-async def test_a_paused_source_is_resumed_from_sources(
-    bot: Harness, server: LocalServer
-) -> None:
+async def test_a_paused_source_is_resumed_from_sources(bot: Harness, server: LocalServer) -> None:
     url = serve_feed(server)
     await register_in_one_go(bot, url)
     server.route("/feed.xml", Reply(410, b"gone", HTML))

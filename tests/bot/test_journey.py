@@ -62,5 +62,7 @@ async def test_from_registration_to_digest(bot: Harness, server: LocalServer) ->
         gone = people.get_subscriber(s, GONE)
     assert gone is not None
     assert not gone.active
-    published = [m for m in bot.fake.sent(OWNER) if "publiée sur le canal" in (m.visible_text or "")]
+    published = [
+        m for m in bot.fake.sent(OWNER) if "publiée sur le canal" in (m.visible_text or "")
+    ]
     assert len(published) == 1
