@@ -1,0 +1,56 @@
+"""`python bot.py` as people run it: a real process, reaching the fake Telegram API through
+TELEGRAM_API_BASE_URL; it answers, publishes its commands, and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from storage.engine import Database
+from tests.support.fake_telegram import TOKEN, FakeTelegram
+
+ROOT = Path(__file__).parents[2]
+
+
+def process_database_url(db: Database) -> str:
+    """The test database as a URL another process can open (schema included on PostgreSQL)."""
+    if db.is_sqlite:
+        return db.url
+    with db.engine.connect() as conn:
+        schema = conn.exec_driver_sql("SELECT current_schema()").scalar()
+    return f"{db.url}?options=-csearch_path%3D{schema}"
+
+
+async def test_bot_py_answers_and_stops_cleanly(
+    db: Database, telegram: FakeTelegram, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_API_BASE_URL": telegram.base_url,
+        "RELAY_DATABASE_URL": process_database_url(db),
+        "RELAY_ADMINS": "1000",
+        "RELAY_CHANNEL": "-1001234567890",
+    }
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "bot.py")],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        telegram.user_sends(7, "/start", language_code="en")
+        (greeting,) = await telegram.wait_for_sent(1, chat_id=7, timeout=30)
+        assert "/subscribe" in (greeting.visible_text or "")
+        assert telegram.commands(language_code="fr")
+        assert telegram.commands()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "Traceback" not in output
