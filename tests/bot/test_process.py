@@ -3,9 +3,9 @@ TELEGRAM_API_BASE_URL; it answers, publishes its commands, and stops cleanly on 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -51,6 +51,8 @@ async def test_bot_py_answers_and_stops_cleanly(
         assert telegram.commands()
     finally:
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
+        async with asyncio.timeout(30):
+            raw, _ = await process.communicate()
+    output = raw.decode()
     assert process.returncode == 0, output
     assert "Traceback" not in output
