@@ -35,13 +35,13 @@ async def test_bot_py_answers_and_stops_cleanly(
         "RELAY_ADMINS": "1000",
         "RELAY_CHANNEL": "-1001234567890",
     }
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "bot.py")],
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "bot.py"),
         cwd=tmp_path,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     try:
         telegram.user_sends(7, "/start", language_code="en")
