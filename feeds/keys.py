@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import struct
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
@@ -127,36 +128,31 @@ def _story_host(hostname: str, port: int | None) -> str:
 # shingles (whose distance grows with the square root of the change); unrelated texts and
 # texts with 30% of their words replaced were never within 3 either way.
 
-_MERSENNE_61 = (1 << 61) - 1
-
-
-def _permutations() -> tuple[tuple[int, int], ...]:
-    """64 fixed universal-hash permutations (a·x + b mod 2^61−1), seeded by blake2b."""
-    coefficients = []
-    for i in range(_BITS):
-        seed = hashlib.blake2b(f"relay-minhash-{i}".encode(), digest_size=16).digest()
-        a = int.from_bytes(seed[:8], "big") % (_MERSENNE_61 - 1) + 1
-        coefficients.append((a, int.from_bytes(seed[8:], "big") % _MERSENNE_61))
-    return tuple(coefficients)
-
-
-_PERMUTATIONS = _permutations()
+_VALUES = struct.Struct("<64H")  # 64 independent 16-bit hash values per word
 
 
 def fingerprint(title: str | None, text: str | None) -> int | None:
     """64-bit near-duplicate fingerprint of title and text, as a signed int (a BIGINT).
 
-    Words are case- and accent-folded, punctuation dropped; the set of words is hashed
-    (see above). None for fewer than MIN_FINGERPRINT_WORDS distinct words.
+    Words are case- and accent-folded, punctuation dropped; each distinct word gets 64
+    independent 16-bit hash values (128 bytes of SHAKE-256) and bit i is the low bit of
+    the minimum of the i-th values: the b-bit minhash described above, computed with
+    C-level min over digests (≈0.3 ms for 80 words instead of ≈1 ms with permutations).
+    None for fewer than MIN_FINGERPRINT_WORDS distinct words.
     """
     words = set(_words(f"{title or ''} {text or ''}"))
     if len(words) < MIN_FINGERPRINT_WORDS:
         return None
-    hashes = [_word_hash(word) for word in words]
+    values = [_VALUES.unpack(_word_digest(word)) for word in words]
     bits = 0
-    for i, (a, b) in enumerate(_PERMUTATIONS):
-        bits |= (min((a * x + b) % _MERSENNE_61 for x in hashes) & 1) << i
+    for i, smallest in enumerate(map(min, zip(*values))):  # noqa: B905 (equal lengths)
+        bits |= (smallest & 1) << i
     return _to_signed(bits)
+
+
+def _word_digest(word: str) -> bytes:
+    """128 stable bytes for a word (the same in every process, unlike hash())."""
+    return hashlib.shake_256(word.encode("utf-8", "surrogatepass")).digest(_VALUES.size)
 
 
 def _words(text: str) -> list[str]:
@@ -164,12 +160,6 @@ def _words(text: str) -> list[str]:
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     folded = "".join(char for char in decomposed if not unicodedata.combining(char))
     return _NON_WORD_RE.sub(" ", folded).split()
-
-
-def _word_hash(word: str) -> int:
-    """A stable 64-bit hash of a word (blake2b, the same in every process)."""
-    digest = hashlib.blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
 
 
 def _to_signed(value: int) -> int:

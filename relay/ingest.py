@@ -4,7 +4,7 @@ and the notices it causes, in one write transaction per source."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -20,7 +20,7 @@ from relay.scheduling import Outcome, ScheduleDecision, decide_schedule
 from relay.settings import Settings
 from storage.engine import Database
 from storage.items import NewItem, insert_items, known_identities, story_candidates
-from storage.sources import get_business, source_owner, update_source
+from storage.sources import get_business, source_owner, update_source, update_sources
 from storage.values import Business, ItemState, Source
 
 log = logging.getLogger(__name__)
@@ -64,16 +64,24 @@ def record_items(
 
 def record_unchanged(
     db: Database,
-    source: Source,
-    result: FetchResult,
+    checks: Sequence[tuple[Source, FetchResult]],
     now: datetime,
     settings: Settings,
-    rand: float,
+    rand: Callable[[], float],
 ) -> None:
-    """304 or same body: only the schedule and validators move."""
-    schedule = _schedule(source, "not_modified", now, settings, rand, result.max_age, None)
+    """304s and same bodies: only schedules and validators move, for many sources in one
+    transaction (most checks of a cycle end here: one transaction each cost ~2 ms)."""
+    if not checks:
+        return
+    rows = []
+    for source, result in checks:
+        schedule = _schedule(source, "not_modified", now, settings, rand(), result.max_age, None)
+        rows.append({"sid": source.id, **_success_values(source, result, schedule, now, None)})
+    moved = [(s, r) for s, r in checks if r.permanent_redirect and r.permanent_redirect != s.url]
     with db.write() as session:
-        _update(session, source, result, _success_values(source, result, schedule, now, None))
+        update_sources(session, rows)
+        for source, result in moved:
+            _update(session, source, result, {})
 
 
 def record_failure(
@@ -244,9 +252,8 @@ def _success_values(
         "last_checked_at": now,
         "etag": result.validators.etag,
         "last_modified": result.validators.last_modified,
+        "body_hash": result.body_hash or source.body_hash,
     }
-    if result.body_hash:
-        values["body_hash"] = result.body_hash
     if title and title != source.title:
         values["title"] = title
     return values

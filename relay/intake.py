@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from feeds.keys import is_near_duplicate
+from feeds.keys import fingerprint_bands, is_near_duplicate
 from feeds.models import FeedItem
 from storage.items import StoryCandidate
 from storage.values import BusinessStatus, ItemState
@@ -73,7 +73,7 @@ def _judge(
     business_id: int,
     max_distance: int,
 ) -> Verdict:
-    for existing in stored:
+    for existing in _plausible(candidate, stored):
         other = existing.business_id != business_id
         if _same_story(candidate, existing.story_key, existing.fingerprint, other, max_distance):
             return Verdict(duplicate_of_id=existing.id)
@@ -81,6 +81,24 @@ def _judge(
         if _same_story(candidate, earlier.story_key, None, False, max_distance):
             return Verdict(duplicate_of_index=earlier_index)
     return Verdict()
+
+
+def _plausible(candidate: Keyed, stored: Sequence[StoryCandidate]) -> list[StoryCandidate]:
+    """Stored items that share the candidate's story key or a fingerprint band at the same
+    position: only those can be the same story (the rest came for another new item)."""
+    bands = fingerprint_bands(candidate.fingerprint) if candidate.fingerprint is not None else ()
+    return [
+        existing
+        for existing in stored
+        if (candidate.story_key and existing.story_key == candidate.story_key)
+        or (
+            bands
+            and existing.fingerprint is not None
+            and any(
+                a == b for a, b in zip(bands, fingerprint_bands(existing.fingerprint), strict=True)
+            )
+        )
+    ]
 
 
 def _same_story(

@@ -56,31 +56,64 @@ class Poller:
     rand: Callable[[], float] = random.random
 
     async def poll_once(self, *, limit: int | None = None) -> PollReport:
-        """Poll every source due now (in batches) until none is left or `limit` is reached."""
+        """Poll every source due now until none is left (or `limit` were claimed).
+
+        A producer claims batches while `concurrency` checkers work through them, so a slow
+        source never holds back the next batch; unchanged sources are recorded in groups.
+        """
         report = PollReport()
         started = time.perf_counter()
+        queue: asyncio.Queue[Source | None] = asyncio.Queue(self.settings.polling.batch_size)
+        unchanged: list[tuple[Source, FetchResult]] = []
+        checkers = [
+            asyncio.create_task(self._checker(queue, report, unchanged))
+            for _ in range(self.settings.polling.concurrency)
+        ]
+        try:
+            await self._claim_into(queue, report, limit)
+        finally:
+            for _ in checkers:
+                await queue.put(None)
+            await asyncio.gather(*checkers)
+            self._flush(unchanged)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    async def _claim_into(
+        self, queue: asyncio.Queue[Source | None], report: PollReport, limit: int | None
+    ) -> None:
         batch = self.settings.polling.batch_size
         while limit is None or report.claimed < limit:
             size = batch if limit is None else min(batch, limit - report.claimed)
             sources = claim_due_sources(self.db, self.clock(), size, CLAIM_LEASE)
             if not sources:
-                break
+                return
             report.claimed += len(sources)
-            await self._check_all(sources, report)
-        report.seconds = time.perf_counter() - started
-        return report
+            for source in sources:
+                await queue.put(source)  # waits while a whole batch is still queued
 
-    async def _check_all(self, sources: list[Source], report: PollReport) -> None:
-        gate = asyncio.Semaphore(self.settings.polling.concurrency)
+    async def _checker(
+        self,
+        queue: asyncio.Queue[Source | None],
+        report: PollReport,
+        unchanged: list[tuple[Source, FetchResult]],
+    ) -> None:
+        while (source := await queue.get()) is not None:
+            await self.check_source(source, report, unchanged)
+            if len(unchanged) >= self.settings.polling.batch_size:
+                self._flush(unchanged)
 
-        async def one(source: Source) -> None:
-            async with gate:
-                await self.check_source(source, report)
+    def _flush(self, unchanged: list[tuple[Source, FetchResult]]) -> None:
+        """Record the unchanged sources gathered so far, in one transaction."""
+        checks = list(unchanged)
+        unchanged.clear()
+        record_unchanged(self.db, checks, self.clock(), self.settings, self.rand)
 
-        await asyncio.gather(*(one(s) for s in sources))
-
-    async def check_source(self, source: Source, report: PollReport) -> None:
-        """Fetch one source and record what happened; never raises for bad input."""
+    async def check_source(
+        self, source: Source, report: PollReport, unchanged: list[tuple[Source, FetchResult]]
+    ) -> None:
+        """Fetch one source and record what happened (unchanged ones are recorded together,
+        by the caller, in one transaction); never raises for bad input."""
         try:
             result = await self.fetcher.fetch(
                 source.url,
@@ -97,20 +130,16 @@ class Poller:
             log.exception("checking source %s failed unexpectedly", source.id)
             self._failed(source, FeedError(source.url, repr(exc)), report)
             return
-        self._succeeded(source, result, document, report)
-
-    def _succeeded(
-        self,
-        source: Source,
-        result: FetchResult,
-        document: ParsedDocument | None,
-        report: PollReport,
-    ) -> None:
-        now = self.clock()
         if document is None:
             report.not_modified += 1
-            record_unchanged(self.db, source, result, now, self.settings, self.rand())
+            unchanged.append((source, result))
             return
+        self._changed(source, result, document, report)
+
+    def _changed(
+        self, source: Source, result: FetchResult, document: ParsedDocument, report: PollReport
+    ) -> None:
+        now = self.clock()
         report.changed += 1
         new, queued = record_items(
             self.db, source, result, document, now, self.settings, self.rand()

@@ -32,7 +32,7 @@ class PollingSettings:
     min_interval_minutes: int = 5
     max_interval_hours: int = 24
     jitter_fraction: float = 0.1
-    concurrency: int = 16
+    concurrency: int = 10  # httpx's pool slows down beyond ≈10–20 (FACTS.md)
     batch_size: int = 200
     failure_threshold: int = 10  # consecutive failures before a source is paused
     initial_items: int = 3  # newest items queued when a source is added
@@ -93,7 +93,7 @@ class Settings:
             ),
             polling=PollingSettings(
                 interval_minutes=max(5, int(env.get("RELAY_POLL_MINUTES", 15))),
-                concurrency=int(env.get("RELAY_POLL_CONCURRENCY", 16)),
+                concurrency=int(env.get("RELAY_POLL_CONCURRENCY", 10)),
             ),
         )
 

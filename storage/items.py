@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, select, union, update
 from sqlmodel import Session
 
 from storage.tables import BUSINESSES, ITEMS
@@ -18,6 +18,8 @@ from storage.values import ItemState, QueuedItem
 
 IT = ITEMS.c
 BU = BUSINESSES.c
+_BANDS = (IT.fp_band0, IT.fp_band1, IT.fp_band2, IT.fp_band3)
+_LIVE = (ItemState.PENDING, ItemState.APPROVED, ItemState.PUBLISHED, ItemState.REJECTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,27 +78,26 @@ def story_candidates(
     bands: Sequence[Sequence[int]],
     since: datetime,
 ) -> list[StoryCandidate]:
-    """Existing items sharing a story key, or (first seen since `since`) a fingerprint band."""
-    conditions: list[Any] = []
-    if story_keys:
-        conditions.append(IT.story_key.in_(list(set(story_keys))))
-    columns = (IT.fp_band0, IT.fp_band1, IT.fp_band2, IT.fp_band3)
-    for position, column in enumerate(columns):
-        values = {b[position] for b in bands}
-        if values:
-            conditions.append(and_(column.in_(values), IT.first_seen >= since))
-    if not conditions:
-        return []
+    """Existing items sharing a story key, or (first seen since `since`) a fingerprint band.
+
+    One indexed SELECT per key column, UNIONed: an OR across five columns makes SQLite
+    scan the whole table.
+    """
     # Only stories that entered the queue count: an old item recorded as "seen" when its
     # source was added must not swallow another business's fresh copy of the story.
-    live = [
-        s.value
-        for s in (ItemState.PENDING, ItemState.APPROVED, ItemState.PUBLISHED, ItemState.REJECTED)
-    ]
-    query = select(IT.id, IT.business_id, IT.story_key, IT.fingerprint).where(
-        or_(*conditions), IT.state.in_(live)
-    )
-    return [StoryCandidate(*row) for row in session.execute(query).all()]
+    live = IT.state.in_([s.value for s in _LIVE])
+    columns = (IT.id, IT.business_id, IT.story_key, IT.fingerprint)
+    selects = []
+    if story_keys:
+        selects.append(select(*columns).where(IT.story_key.in_(sorted(set(story_keys))), live))
+    for position, column in enumerate(_BANDS):
+        values = sorted({b[position] for b in bands})
+        if values:
+            selects.append(select(*columns).where(column.in_(values), IT.first_seen >= since, live))
+    if not selects:
+        return []
+    rows = session.execute(union(*selects) if len(selects) > 1 else selects[0]).all()
+    return [StoryCandidate(*row) for row in rows]
 
 
 def insert_items(session: Session, items: Sequence[NewItem]) -> list[int]:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from storage.convert import is_postgres, to_business, to_source
 from storage.engine import Database
-from storage.tables import BusinessRow, ItemRow, SourceRow
+from storage.tables import SOURCES, BusinessRow, ItemRow, SourceRow
 from storage.values import Business, BusinessStatus, Source
 
 
@@ -163,6 +164,17 @@ def claim_due_sources(db: Database, now: datetime, limit: int, lease: timedelta)
 def update_source(session: Session, source_id: int, **values: Any) -> None:
     """Record the outcome of a check (validators, schedule, errors)."""
     session.execute(update(SourceRow).where(col(SourceRow.id) == source_id).values(**values))
+
+
+def update_sources(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """The same columns for many sources at once (executemany); `sid` names each source."""
+    if not rows:
+        return
+    # Bound names may not equal column names in SET: prefix them.
+    columns: dict[str, Any] = {key: bindparam(f"v_{key}") for key in rows[0] if key != "sid"}
+    statement = update(SOURCES).where(SOURCES.c.id == bindparam("v_sid")).values(**columns)
+    params = [{f"v_{key}": value for key, value in row.items()} for row in rows]
+    session.connection().execute(statement, params)
 
 
 def count_sources(session: Session) -> dict[str, int]:
