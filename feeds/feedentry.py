@@ -39,8 +39,11 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
 HTML_TYPES = ("text/html", "application/xhtml+xml", "html", "xhtml")
 
 
-def entry_to_item(entry: Any, url: str) -> FeedItem | None:
-    """The item an entry describes, or None when it has nothing to show."""
+def entry_to_item(entry: Any, url: str, *, with_content: bool = True) -> FeedItem | None:
+    """The item an entry describes, or None when it has nothing to show.
+
+    `with_content=False` skips sanitising the HTML content (the poller never stores it).
+    """
     title = clean_text(_text(_get(entry, "title"))[:TITLE_MAX_CHARS] or None)
     link = _link(entry, url)
     summary_html = _text(_get(entry, "summary")) or None
@@ -56,7 +59,7 @@ def entry_to_item(entry: Any, url: str) -> FeedItem | None:
         published=_published(entry),
         summary=summary,
         image=_image(entry, url, body, content_base),
-        content_html=sanitize_html(body, content_base),
+        content_html=sanitize_html(body, content_base) if with_content else None,
     )
 
 

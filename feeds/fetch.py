@@ -59,7 +59,9 @@ ACCEPT = (
 )
 ACCEPT_ENCODING = "gzip, deflate, br" if BROTLI else "gzip, deflate"
 # Feeds of distinct hosts rarely share connections; big pools only slow httpx down (FACTS.md).
-LIMITS = httpx.Limits(max_connections=20, max_keepalive_connections=5, keepalive_expiry=30.0)
+# Feeds live on distinct hosts: kept-alive connections are rarely reused, and httpx's pool
+# scans them on every request (measured faster without, FACTS.md and bench/poll.py).
+LIMITS = httpx.Limits(max_connections=20, max_keepalive_connections=0)
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 PERMANENT = frozenset({301, 308})
 _HOST_CHARS = re.compile(r"[a-z0-9_.-]+")  # httpx hands back IDNA hosts lower-cased

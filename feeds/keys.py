@@ -69,8 +69,11 @@ def _guid(item: FeedItem) -> str | None:
 
 
 def _content_digest(item: FeedItem) -> str:
-    """sha256 hex of the item's title and body, case and spacing normalised."""
-    body = item.content_html or item.summary or ""
+    """sha256 hex of the item's title and summary, case and spacing normalised.
+
+    The summary, not the HTML content: the poller skips sanitising content it never
+    stores, and an identity must not depend on which path read the feed."""
+    body = item.summary or ""
     return _sha256(_normalise_space(item.title or "") + "\n" + _normalise_space(body))
 
 

@@ -307,8 +307,14 @@ def first_image_in_html(html: str | None, base: str | None) -> str | None:
     no tracking pixel. Lazy-loading attributes (data-src...) are read when src is unusable."""
     if not html:
         return None
+    lowered = html.lower()
+    start = lowered.find("<img")
+    if start < 0:
+        return None  # most posts have no picture in their text: skip the HTML pass
+    if any(f"<{tag}" in lowered[:start] for tag in _HIDDEN_CONTENT_TAGS):
+        start = 0  # that first "<img" may sit inside a script: read the whole fragment
     images = nh3.clean(
-        html[:MAX_HTML_CHARS],
+        html[start : start + MAX_HTML_CHARS],
         tags={"img"},
         clean_content_tags=set(_HIDDEN_CONTENT_TAGS),
         attributes={"img": {*_IMAGE_SOURCE_ATTRIBUTES, "width", "height"}},

@@ -71,9 +71,17 @@ def detect_kind(content: bytes, content_type: str | None) -> DocumentKind:
 
 
 def parse_feed(
-    content: bytes, url: str, *, content_type: str | None = None, charset: str | None = None
+    content: bytes,
+    url: str,
+    *,
+    content_type: str | None = None,
+    charset: str | None = None,
+    with_content: bool = True,
 ) -> ParsedFeed:
-    """Parse a feed document fetched from ``url``; NotAFeedError when it is not one."""
+    """Parse a feed document fetched from ``url``; NotAFeedError when it is not one.
+
+    `with_content=False` leaves `content_html` out (the poller's hot path never stores it).
+    """
     kind = detect_kind(content, content_type)
     if kind == "json":
         return parse_json_feed(content, url)
@@ -93,7 +101,7 @@ def parse_feed(
         kind=feed_kind,
         title=clean_text(_field(parsed["feed"], "title")),
         link=_feed_link(parsed["feed"], url),
-        items=_unique(entry_to_item(entry, url) for entry in entries),
+        items=_unique(entry_to_item(entry, url, with_content=with_content) for entry in entries),
         ttl_minutes=_ttl(_field(parsed["feed"], "ttl")),
         malformed=truncated or bool(parsed.get("bozo")),
     )

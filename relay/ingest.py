@@ -48,7 +48,7 @@ def record_items(
         business = get_business(session, source.business_id)
         assert business is not None
         known = known_identities(session, source.id, [k.identity for k in keyed])
-        fresh = _fingerprinted(unseen(keyed, known))
+        fresh = _fingerprinted(unseen(keyed, known), document.fingerprints is not None)
         rows, verdicts = _new_rows(session, source, business, fresh, now, settings)
         ids = _insert(session, rows, verdicts)
         pending = [i for i, row in zip(ids, rows, strict=True) if row.state == ItemState.PENDING]
@@ -125,17 +125,20 @@ def record_failure(
 def _keyed(document: ParsedDocument) -> list[Keyed]:
     keyed: list[Keyed] = []
     seen: set[str] = set()
-    for item, identity, story in zip(
-        document.feed.items, document.identities, document.story_keys, strict=True
+    prints = document.fingerprints or (None,) * len(document.identities)
+    for item, identity, story, fp in zip(
+        document.feed.items, document.identities, document.story_keys, prints, strict=True
     ):
         if identity not in seen:  # one row per identity, even if a feed repeats an item
             seen.add(identity)
-            keyed.append(Keyed(item, identity, story, None))
+            keyed.append(Keyed(item, identity, story, fp))
     return keyed
 
 
-def _fingerprinted(fresh: Sequence[Keyed]) -> list[Keyed]:
-    """Content fingerprints, for the new items only (they cost ≈1 ms each)."""
+def _fingerprinted(fresh: Sequence[Keyed], done: bool) -> list[Keyed]:
+    """Content fingerprints of the new items, unless the parse worker already made them."""
+    if done:
+        return list(fresh)
     return [replace(k, fingerprint=fingerprint(k.item.title, k.item.summary)) for k in fresh]
 
 

@@ -165,4 +165,5 @@ def _job(source: Source, result: FetchResult) -> ParseJob:
         content_type=result.content_type,
         charset=result.charset,
         page=source.kind == "page",
+        fingerprints=source.last_checked_at is None,
     )

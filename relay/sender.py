@@ -41,6 +41,7 @@ from storage.values import Delivery, DeliveryState
 log = logging.getLogger(__name__)
 
 CLAIM_LEASE = timedelta(minutes=2)
+DEFER_AFTER = 1.0  # seconds: a delivery that must wait longer goes back to the queue
 
 
 @dataclass(slots=True)
@@ -106,11 +107,27 @@ class Sender:
                     task = asyncio.create_task(self._send_one(delivery, report, now))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
+                waiting = self._defer_slow(waiting, now)
                 await asyncio.sleep(self._pause(waiting, now, bool(picks)))
         finally:
             if tasks:
                 await asyncio.gather(*tasks)
             outbox.release_claims(self.db, [d.id for d in waiting])
+
+    def _defer_slow(self, waiting: list[Delivery], now: float) -> list[Delivery]:
+        """Hand back what cannot go within a second (a channel at its 20 a minute, a chat
+        paused by a 429) with the time it may go, so it never holds up the batch behind it."""
+        slow = {
+            d.id: ready - now
+            for d in waiting
+            if d.chat_id not in self._busy_chats
+            and (ready := self.budget.ready_at(d.chat_id, now)) - now > DEFER_AFTER
+        }
+        if not slow or len(slow) == len(waiting) and not self._busy_chats:
+            return waiting  # nothing else to do meanwhile: just wait for them
+        wall = self.clock()
+        outbox.defer(self.db, [(i, wall + timedelta(seconds=wait)) for i, wait in slow.items()])
+        return [d for d in waiting if d.id not in slow]
 
     def _pause(self, waiting: list[Delivery], now: float, progressed: bool) -> float:
         """Sleep until the earliest waiting chat may receive a message (short, bounded)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlmodel import Session
 
 from storage.convert import insert_ignoring_conflicts, is_postgres
@@ -146,6 +146,21 @@ def release_claims(db: Database, ids: Sequence[int]) -> None:
             .where(D.id.in_(list(ids)), D.state == DeliveryState.CLAIMED.value)
             .values(state=DeliveryState.PENDING.value, claimed_until=None)
         )
+
+
+def defer(db: Database, when: Sequence[tuple[int, datetime]]) -> None:
+    """Hand claimed deliveries back, each not to be tried before its time (rate limits)."""
+    if not when:
+        return
+    statement = (
+        update(DELIVERIES)
+        .where(D.id == bindparam("v_id"), D.state == DeliveryState.CLAIMED.value)
+        .values(
+            state=DeliveryState.PENDING.value, claimed_until=None, next_attempt_at=bindparam("v_at")
+        )
+    )
+    with db.write() as session:
+        session.connection().execute(statement, [{"v_id": i, "v_at": at} for i, at in when])
 
 
 def recover_expired(db: Database, now: datetime) -> tuple[int, int]:
