@@ -27,7 +27,9 @@ from storage.values import ItemState, QueuedItem
 
 BUSY = 1
 STEP = timedelta(minutes=1)
-Picker = Callable[[Sequence[QueuedItem], dict[int, datetime], dict[int, int]], QueuedItem | None]
+Picker = Callable[
+    [Sequence[QueuedItem], dict[int, datetime], dict[int, int], dict[int, int]], QueuedItem | None
+]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -73,7 +75,12 @@ def approvals(args: argparse.Namespace, start: datetime) -> list[QueuedItem]:
     ]
 
 
-def fifo(queue: Sequence[QueuedItem], _last: dict[int, datetime], _today: dict[int, int]) -> Any:
+def fifo(
+    queue: Sequence[QueuedItem],
+    _last: dict[int, datetime],
+    _today: dict[int, int],
+    _week: dict[int, int],
+) -> Any:
     """The baseline: the oldest approval goes first, whoever it belongs to, no cap."""
     return min(queue, key=lambda item: (item.approved_at, item.id), default=None)
 
@@ -97,7 +104,8 @@ def simulate(
             continue
         midnight = day_start(now, pacing.timezone)
         today = Counter(i.business_id for i, when in published if when >= midnight)
-        item = pick(waiting, last, today)
+        week = Counter(i.business_id for i, when in published if when >= now - timedelta(days=7))
+        item = pick(waiting, last, today, week)
         if item is not None:
             waiting.remove(item)
             published.append((item, now))
@@ -168,14 +176,23 @@ def evaluate(
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     started = time.perf_counter()
-    items = approvals(args, week_start(PacingSettings()))
     pacing = PacingSettings()
+    items = approvals(args, week_start(pacing))
 
-    def round_robin(queue: Sequence[QueuedItem], last: Any, today: Any) -> QueuedItem | None:
-        return pick_next(queue, last, today, pacing)
+    def round_robin(pacing: PacingSettings) -> Picker:
+        def pick(queue: Sequence[QueuedItem], last: Any, today: Any, week: Any) -> Any:
+            return pick_next(queue, last, today, pacing, week)
+
+        return pick
 
     rows = [
-        evaluate("round-robin + daily cap", items, round_robin, args),
+        evaluate("round-robin, daily cap (default)", items, round_robin(PacingSettings()), args),
+        evaluate(
+            "+ weekly exposure cap 3",
+            items,
+            round_robin(PacingSettings(weekly_exposure_ratio=3.0)),
+            args,
+        ),
         evaluate("FIFO (baseline)", items, fifo, args),
     ]
     title = f"A week of publishing: {args.businesses} businesses, one with {args.busy_per_day}/day"

@@ -11,6 +11,7 @@ All datetimes must be timezone-aware; results are in UTC.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -85,19 +86,25 @@ def pick_next(
     last_published: Mapping[int, datetime | None],
     published_today: Mapping[int, int],
     pacing: PacingSettings,
+    published_week: Mapping[int, int] | None = None,
 ) -> QueuedItem | None:
     """The next item for the channel, or None when nothing may go out.
 
     Round-robin: the business published least recently goes first (never published first;
     ties broken by its oldest waiting item, then business id); within a business the oldest
-    item (approved_at, then published, then id). Businesses at their daily cap are skipped.
+    item (approved_at, then published, then id). Businesses at their daily cap are skipped,
+    and so are those whose posts over the last seven days (`published_week`) reached
+    `weekly_exposure_ratio` × the median of the businesses that posted in that week.
     Only APPROVED items are considered. Deterministic: same input, same pick.
     """
+    week_cap = weekly_cap(published_week or {}, pacing.weekly_exposure_ratio)
     oldest: dict[int, QueuedItem] = {}
     for item in queue:
         if item.state != ItemState.APPROVED:
             continue
         if published_today.get(item.business_id, 0) >= pacing.daily_cap_per_business:
+            continue
+        if (published_week or {}).get(item.business_id, 0) >= week_cap:
             continue
         current = oldest.get(item.business_id)
         if current is None or _item_order(item) < _item_order(current):
@@ -108,6 +115,19 @@ def pick_next(
         oldest, key=lambda b: (_never_first(last_published.get(b)), _item_order(oldest[b]), b)
     )
     return oldest[business]
+
+
+def weekly_cap(published_week: Mapping[int, int], ratio: float) -> float:
+    """How many posts a week a business may have: `ratio` × the median business's (≥ 1).
+
+    With one business posting fifty items a day and forty-nine posting one a week, the
+    median is 1 and the busy one stops at 3 a week; where everyone posts a lot, the
+    median is high and the cap does not bind. `ratio` ≤ 0 switches it off.
+    """
+    counts = [count for count in published_week.values() if count > 0]
+    if ratio <= 0 or not counts:
+        return float("inf")
+    return ratio * max(1.0, statistics.median(counts))
 
 
 def _item_order(item: QueuedItem) -> tuple[tuple[bool, datetime], tuple[bool, datetime], int]:

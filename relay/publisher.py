@@ -20,6 +20,7 @@ from storage.outbox import NewDelivery
 from storage.values import QueuedItem
 
 PUBLISH_LOCK = 7_001
+WEEK = timedelta(days=7)
 
 
 def channel_post(item: QueuedItem, credits: list[str], channel_id: int) -> NewDelivery:
@@ -50,8 +51,11 @@ def publish_next(
         counts: dict[int, int] = {}
         for business_id, _when in today:
             counts[business_id] = counts.get(business_id, 0) + 1
+        week: dict[int, int] = {}
+        for business_id, _when in item_queries.publications_since(session, now - WEEK):
+            week[business_id] = week.get(business_id, 0) + 1
         last = item_queries.last_publication_by_business(session)
-        item = pick_next(queue, last, counts, pacing)
+        item = pick_next(queue, last, counts, pacing, week)
         if item is None or not item_queries.mark_published(session, item, now):
             return None
         credits = item_queries.credited_businesses(session, item.id)

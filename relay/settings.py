@@ -20,6 +20,9 @@ class PacingSettings:
     quiet_start_hour: int = 22  # local time in `timezone`
     quiet_end_hour: int = 7
     daily_cap_per_business: int = 3
+    # Optional: a business's posts over 7 days ≤ ratio × the median business's (0 = off).
+    # Off by default: with one very busy business it conflicts with "everyone within 24 h".
+    weekly_exposure_ratio: float = 0.0
     timezone: str = "Europe/Paris"
     weekly_roundup: bool = True
 
@@ -90,6 +93,7 @@ class Settings:
                 quiet_end_hour=int(env.get("RELAY_QUIET_END", 7)),
                 timezone=env.get("RELAY_TIMEZONE", "Europe/Paris"),
                 weekly_roundup=_flag(env.get("RELAY_WEEKLY_ROUNDUP", "1")),
+                weekly_exposure_ratio=float(env.get("RELAY_WEEKLY_EXPOSURE_RATIO", 0)),
             ),
             polling=PollingSettings(
                 interval_minutes=max(5, int(env.get("RELAY_POLL_MINUTES", 15))),

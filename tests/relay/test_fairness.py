@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from relay.fairness import can_publish_now, day_start, in_quiet_hours, pick_next
+from relay.fairness import can_publish_now, day_start, in_quiet_hours, pick_next, weekly_cap
 from relay.settings import PacingSettings
 from storage.values import ItemState, QueuedItem
 
@@ -305,3 +305,17 @@ def test_week_exposure_of_the_busiest_business_is_bounded() -> None:
     for day, counts in per_day.items():
         assert max(counts.values()) <= 3 * statistics.median(counts.values()), day
         assert counts[BIG] <= PACING.daily_cap_per_business
+
+
+@pytest.mark.parametrize(
+    ("week", "ratio", "cap"),
+    [
+        ({1: 3, **{b: 1 for b in range(2, 50)}}, 3.0, 3.0),  # the median business posted once
+        ({1: 10, 2: 8, 3: 9}, 3.0, 27.0),  # everyone busy: the cap does not bind
+        ({1: 5}, 3.0, 15.0),  # alone: never held back by itself
+        ({}, 3.0, float("inf")),
+        ({1: 50, 2: 1}, 0.0, float("inf")),  # switched off (the default)
+    ],
+)
+def test_weekly_exposure_cap(week: dict[int, int], ratio: float, cap: float) -> None:
+    assert weekly_cap(week, ratio) == cap
