@@ -15,8 +15,7 @@ from datetime import datetime, timedelta
 
 from feeds.keys import fingerprint_bands, is_near_duplicate
 from feeds.models import FeedItem
-from storage.items import StoryCandidate
-from storage.values import BusinessStatus, ItemState
+from storage.values import BusinessStatus, ItemState, StoryCandidate
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from sqlalchemy import and_, func, insert, select, union, update
 from sqlmodel import Session
 
 from storage.tables import BUSINESSES, ITEMS
-from storage.values import ItemState, QueuedItem
+from storage.values import ItemState, QueuedItem, StoryCandidate
 
 IT = ITEMS.c
 BU = BUSINESSES.c
@@ -42,16 +42,6 @@ class NewItem:
     state: str
     approved_at: datetime | None = None
     duplicate_of: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StoryCandidate:
-    """An existing item that may be the same story as a new one."""
-
-    id: int
-    business_id: int
-    story_key: str | None
-    fingerprint: int | None
 
 
 @dataclass(frozen=True, slots=True)

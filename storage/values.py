@@ -116,3 +116,13 @@ class Delivery:
     subscriber_id: int | None = None
     edit_message_id: int | None = None
     plain_fallback: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoryCandidate:
+    """An existing item that may be the same story as a new one."""
+
+    id: int
+    business_id: int
+    story_key: str | None
+    fingerprint: int | None

@@ -13,9 +13,8 @@ import warnings
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 from telegram.constants import ChatMemberStatus, ChatType, ParseMode
 from telegram.error import BadRequest
 from telegram.ext import (
@@ -30,30 +29,27 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from relay.bot.common import Context, language, reply, services
-from relay.categories import CATEGORIES
+from relay.bot.settings_panel import panel_keyboard, panel_text, summary
 from relay.digest import compose_digest, fold, select_for_subscriber
 from relay.digest_job import labels
 from relay.i18n import text
-from relay.telegram_html import escape
+from relay.subscriptions import (
+    CITY_WORDS,
+    PREFIX,
+    ZONE_WORDS,
+    changes_for,
+    parse_cities,
+    shortcut_changes,
+)
 from storage import items as item_queries
 from storage import people
 from storage.values import Frequency, Subscriber
 
 log = logging.getLogger(__name__)
 
-COMMON_HOURS = (7, 8, 12, 18, 20)
-PREFIX = "set:"
-MAX_CALLBACK_BYTES = 64
 LATEST_ITEMS = 15
-MAX_CITIES = 10  # 10 × 60 characters stays within the 1,000-character column
-MAX_CITY_CHARS = 60
-MAX_ZONE_CHARS = 64
-CLEAR_WORDS = frozenset({"tout", "tous", "toutes", "all", "everything"})
-CITY_WORDS = frozenset({"ville", "villes", "city", "cities"})
-ZONE_WORDS = frozenset({"tz", "fuseau", "timezone"})
 ASKING_CITIES = 0  # the one state of the cities conversation
 CITIES_TIMEOUT = timedelta(minutes=10)  # after that, a typed message is not taken as cities
-SELECTED = "✅ "
 Handler = BaseHandler[Update, Context, Any]
 
 
@@ -83,142 +79,6 @@ def _cities_conversation() -> Handler:
             allow_reentry=True,
             conversation_timeout=CITIES_TIMEOUT,
         )
-
-
-# --- Pure decisions -----------------------------------------------------------------------------
-
-
-def parse_cities(typed: str) -> tuple[str, ...] | None:
-    """City names typed as "Lyon, Villeurbanne": () clears ("*", "tout", "all"), None if none."""
-    if typed.strip() == "*" or fold(typed) in CLEAR_WORDS:
-        return ()
-    unique: dict[str, str] = {}
-    for part in typed.replace(";", ",").split(","):
-        name = " ".join(part.split())[:MAX_CITY_CHARS].strip()
-        if fold(name):
-            unique.setdefault(fold(name), name)
-    return tuple(unique.values())[:MAX_CITIES] or None
-
-
-def valid_zone(name: str) -> str | None:
-    """`name` if it is an IANA time zone ("Europe/Brussels"), else None."""
-    if not name or len(name) > MAX_ZONE_CHARS:
-        return None
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a folder of tzdata
-        return None
-    return name
-
-
-def changes_for(data: str, subscriber: Subscriber) -> dict[str, Any] | None:
-    """The settings a panel button asks for, or None when the data is no valid button."""
-    if len(data.encode()) > MAX_CALLBACK_BYTES or not data.startswith(PREFIX):
-        return None
-    match data.removeprefix(PREFIX).split(":"):
-        case ["freq", value] if value in set(Frequency):
-            # Asking for digests again also revives a chat once marked as blocked.
-            revive = {"active": True, "blocked_at": None} if value != Frequency.OFF else {}
-            return {"frequency": value, **revive}
-        case ["hour", value] if value.isascii() and value.isdigit() and int(value) < 24:
-            return {"hour": int(value)}
-        case ["cat", "all"]:
-            return {"categories": ()}
-        case ["cat", name, on] if name in CATEGORIES and on in ("0", "1"):
-            chosen = {c for c in subscriber.categories if c != name} | (
-                {name} if on == "1" else set()
-            )
-            return {"categories": tuple(c for c in CATEGORIES if c in chosen)}
-    return None
-
-
-def shortcut_changes(word: str, value: str) -> dict[str, Any] | None:
-    """`/settings ville Lyon, …` or `/settings tz Europe/Brussels` as changes; None if invalid."""
-    if word in CITY_WORDS:
-        cities = parse_cities(value)
-        return None if cities is None else {"cities": cities}
-    zone = valid_zone(value.strip())
-    return None if zone is None else {"timezone": zone}
-
-
-# --- The panel ----------------------------------------------------------------------------------
-
-
-def summary(lang: str, subscriber: Subscriber) -> str:
-    """The subscriber's settings in three lines (HTML)."""
-    hour = text(lang, "settings.hour", hour=subscriber.hour)
-    when = subscriber.frequency if subscriber.active else Frequency.OFF
-    names = [text(lang, f"business.category_{c}") for c in subscriber.categories if c in CATEGORIES]
-    return text(
-        lang,
-        "settings.summary",
-        frequency=text(lang, f"settings.when_{when.value}", hour=hour, zone=subscriber.timezone),
-        categories=", ".join(names) or text(lang, "settings.all_categories"),
-        cities=escape(", ".join(subscriber.cities)) or text(lang, "settings.all_cities"),
-    )
-
-
-def panel_text(lang: str, subscriber: Subscriber) -> str:
-    return f"{text(lang, 'settings.title')}\n\n{summary(lang, subscriber)}"
-
-
-def panel_keyboard(lang: str, subscriber: Subscriber) -> InlineKeyboardMarkup:
-    """Frequency, hour, categories, cities, done: every button says what it sets."""
-    return InlineKeyboardMarkup(
-        [
-            _frequency_row(lang, subscriber),
-            _hours_row(lang, subscriber),
-            _hour_step_row(lang, subscriber),
-            *_category_rows(lang, subscriber),
-            [_button(text(lang, "settings.cities_button"), "city")],
-            [_button(text(lang, "settings.done_button"), "done")],
-        ]
-    )
-
-
-def _button(label: str, data: str, *, selected: bool = False) -> InlineKeyboardButton:
-    return InlineKeyboardButton(
-        SELECTED + label if selected else label, callback_data=PREFIX + data
-    )
-
-
-def _frequency_row(lang: str, s: Subscriber) -> list[InlineKeyboardButton]:
-    current = s.frequency if s.active else Frequency.OFF
-    return [
-        _button(text(lang, f"settings.freq_{f.value}"), f"freq:{f.value}", selected=f == current)
-        for f in Frequency
-    ]
-
-
-def _hours_row(lang: str, s: Subscriber) -> list[InlineKeyboardButton]:
-    return [
-        _button(text(lang, "settings.hour", hour=h), f"hour:{h}", selected=h == s.hour)
-        for h in COMMON_HOURS
-    ]
-
-
-def _hour_step_row(lang: str, s: Subscriber) -> list[InlineKeyboardButton]:
-    # Absolute targets, not "+1": pressing a stale panel twice lands on what it showed.
-    return [
-        _button(text(lang, "settings.earlier"), f"hour:{(s.hour - 1) % 24}"),
-        _button(text(lang, "settings.hour", hour=s.hour), f"hour:{s.hour}"),
-        _button(text(lang, "settings.later"), f"hour:{(s.hour + 1) % 24}"),
-    ]
-
-
-def _category_rows(lang: str, s: Subscriber) -> list[list[InlineKeyboardButton]]:
-    buttons = [
-        _button(
-            text(lang, f"business.category_{c}"),
-            f"cat:{c}:{0 if c in s.categories else 1}",
-            selected=c in s.categories,
-        )
-        for c in CATEGORIES
-    ]
-    everything = _button(
-        text(lang, "settings.all_categories_button"), "cat:all", selected=not s.categories
-    )
-    return [buttons[i : i + 2] for i in range(0, len(buttons), 2)] + [[everything]]
 
 
 # --- I/O helpers ---------------------------------------------------------------------------------

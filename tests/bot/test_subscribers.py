@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from relay.bot.subscribers import changes_for, parse_cities, valid_zone
+from relay.subscriptions import changes_for, parse_cities, valid_zone
 from storage import people
 from storage.engine import Database
 from storage.items import NewItem, insert_items

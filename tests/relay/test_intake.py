@@ -8,8 +8,7 @@ import pytest
 
 from feeds.models import FeedItem
 from relay.intake import Keyed, initial_picks, judge_stories, starting_state, unseen
-from storage.items import StoryCandidate
-from storage.values import BusinessStatus, ItemState
+from storage.values import BusinessStatus, ItemState, StoryCandidate
 from tests.support.builders import T0
 
 FP = 0b1011_0000_1111_0000  # an arbitrary fingerprint

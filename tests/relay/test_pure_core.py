@@ -7,7 +7,17 @@ import sys
 
 import pytest
 
-PURE = ["relay.scheduling", "relay.fairness", "relay.telegram_html", "relay.digest", "relay.limits"]
+PURE = [
+    "relay.scheduling",
+    "relay.fairness",
+    "relay.telegram_html",
+    "relay.digest",
+    "relay.limits",
+    "relay.intake",
+    "relay.delivery",
+    "relay.subscriptions",
+    "relay.categories",
+]
 IO_LIBRARIES = ["httpx", "httpcore", "telegram", "sqlalchemy", "sqlmodel", "psycopg", "feedparser"]
 
 
