@@ -119,6 +119,7 @@ class Worker:
     async def maintain(self) -> None:
         self.recover()
         now = self.clock()
+        self.db.optimize()
         removed = outbox.delete_finished_before(self.db, now - KEEP_DELIVERIES)
         if removed:
             log.info("removed %d old deliveries", removed)

@@ -40,6 +40,12 @@ class Database:
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
 
+    def optimize(self) -> None:
+        """Refresh the query planner's statistics (SQLite; PostgreSQL's autovacuum does it)."""
+        if self.is_sqlite:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA optimize")
+
     def dispose(self) -> None:
         self.engine.dispose()
 

@@ -74,20 +74,22 @@ def story_candidates(
     scan the whole table.
     """
     # Only stories that entered the queue count: an old item recorded as "seen" when its
-    # source was added must not swallow another business's fresh copy of the story.
-    live = IT.state.in_([s.value for s in _LIVE])
-    columns = (IT.id, IT.business_id, IT.story_key, IT.fingerprint)
+    # source was added must not swallow another business's fresh copy of the story. The
+    # state is checked here, not in SQL: given `state IN (…)`, SQLite picks the state index
+    # and reads every live item instead of the key's own index.
+    columns = (IT.id, IT.business_id, IT.story_key, IT.fingerprint, IT.state)
     selects = []
     if story_keys:
-        selects.append(select(*columns).where(IT.story_key.in_(sorted(set(story_keys))), live))
+        selects.append(select(*columns).where(IT.story_key.in_(sorted(set(story_keys)))))
     for position, column in enumerate(_BANDS):
         values = sorted({b[position] for b in bands})
         if values:
-            selects.append(select(*columns).where(column.in_(values), IT.first_seen >= since, live))
+            selects.append(select(*columns).where(column.in_(values), IT.first_seen >= since))
     if not selects:
         return []
     rows = session.execute(union(*selects) if len(selects) > 1 else selects[0]).all()
-    return [StoryCandidate(*row) for row in rows]
+    live = {state.value for state in _LIVE}
+    return [StoryCandidate(*row[:4]) for row in rows if row[4] in live]
 
 
 def insert_items(session: Session, items: Sequence[NewItem]) -> list[int]:
