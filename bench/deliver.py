@@ -139,7 +139,13 @@ async def run_sender(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             enqueue(session, outbox_rows(args.subscribers, args.posts), utcnow())
         started = time.monotonic()
         async with Bot(TOKEN, base_url=fake.base_url) as bot:
-            report = await Sender(db, bot, utcnow, channel=str(CHANNEL)).drain()
+            sender = Sender(db, bot, utcnow, channel=str(CHANNEL))
+            report = await sender.drain()
+            while outbox_states(db).get("pending"):  # like the worker's send job, every second
+                await asyncio.sleep(1)
+                more = await sender.drain()
+                report.sent += more.sent
+                report.retried += more.retried
         elapsed = time.monotonic() - started
         figures = audit(fake.sent(), args.subscribers, args.posts)
         figures.update(
