@@ -127,45 +127,37 @@ def enqueue_item_cards(
     session: Session, item_ids: Sequence[int], settings: Settings, now: datetime
 ) -> None:
     """Cards for items entering moderation, in the transaction that queued them."""
+    if not item_ids:
+        return
+    places = recipients(session, settings)
+    if not places:
+        return  # nobody to ask yet: /queue shows the items when a moderator arrives
     items = item_queries.items_by_id(session, item_ids)
-    deliveries = []
-    for chat_id, lang in recipients(session, settings):
-        for item in items:
-            body, markup = item_card(item, lang)
-            deliveries.append(
-                NewDelivery(
-                    key=f"card:i:{item.id}:{chat_id}",
-                    kind="card",
-                    chat_id=chat_id,
-                    text=body,
-                    reply_markup=markup,
-                    item_id=item.id,
-                    ref=f"card:i:{item.id}",
-                )
-            )
-    outbox.enqueue(session, deliveries, now)
+    cards = [_item_card_delivery(item, chat, lang, "") for chat, lang in places for item in items]
+    outbox.enqueue(session, cards, now)
 
 
 def enqueue_cards_to(
     session: Session, chat_id: int, lang: str, item_ids: Sequence[int], now: datetime
 ) -> None:
     """Send cards again to one moderator (/queue); their decisions edit these copies too."""
-    stamp = int(now.timestamp())
-    deliveries = []
-    for item in item_queries.items_by_id(session, item_ids):
-        body, markup = item_card(item, lang)
-        deliveries.append(
-            NewDelivery(
-                key=f"card:i:{item.id}:{chat_id}:{stamp}",
-                kind="card",
-                chat_id=chat_id,
-                text=body,
-                reply_markup=markup,
-                item_id=item.id,
-                ref=f"card:i:{item.id}",
-            )
-        )
-    outbox.enqueue(session, deliveries, now)
+    again = f":{int(now.timestamp())}"  # a new key: the first copy may still be on screen
+    items = item_queries.items_by_id(session, item_ids)
+    outbox.enqueue(session, [_item_card_delivery(i, chat_id, lang, again) for i in items], now)
+
+
+def _item_card_delivery(item: QueuedItem, chat_id: int, lang: str, suffix: str) -> NewDelivery:
+    """One copy of an item's card; its `ref` ties every copy to the item's decision."""
+    body, markup = item_card(item, lang)
+    return NewDelivery(
+        key=f"card:i:{item.id}:{chat_id}{suffix}",
+        kind="card",
+        chat_id=chat_id,
+        text=body,
+        reply_markup=markup,
+        item_id=item.id,
+        ref=f"card:i:{item.id}",
+    )
 
 
 def notify_owner(session: Session, business: Business, key: str, now: datetime) -> None:
