@@ -12,11 +12,11 @@ import pytest
 from relay.subscriptions import changes_for, parse_cities, valid_zone
 from storage import people
 from storage.engine import Database
-from storage.items import NewItem, insert_items
+from storage.items import insert_items
 from storage.sources import NewBusiness, create_business
 from storage.values import BusinessStatus, Frequency, ItemState, Subscriber
 from tests.bot.conftest import Harness
-from tests.support.builders import T0
+from tests.support.builders import T0, item_row
 from tests.support.fake_telegram import SentMessage
 
 READER, OTHER, GROUP = 501, 502, -1009876543210
@@ -43,22 +43,14 @@ def approve_news(
         insert_items(
             s,
             [
-                NewItem(
-                    source_id=None,
-                    business_id=b.id,
-                    identity=f"{business}{n}",
-                    story_key=None,
-                    fingerprint=None,
-                    fp_band0=None,
-                    fp_band1=None,
-                    fp_band2=None,
-                    fp_band3=None,
+                item_row(
+                    b.id,
+                    f"{business}{n}",
+                    at,
                     title=f"{business} nouvelle {n} <b>&",
                     link=f"https://shop.example/{business}/{n}",
                     summary="Du pain chaud",
-                    image=None,
                     published=at,
-                    first_seen=at,
                     state=ItemState.APPROVED.value,
                     approved_at=at + timedelta(seconds=n),
                 )

@@ -20,11 +20,11 @@ from relay.settings import Settings
 from storage import items as item_queries
 from storage import outbox, people
 from storage.engine import Database
-from storage.items import NewItem, insert_items
+from storage.items import insert_items
 from storage.outbox import NewDelivery
 from storage.sources import NewBusiness, create_business
 from storage.values import BusinessStatus, DeliveryState, ItemState
-from tests.support.builders import T0, Clock, relay_settings
+from tests.support.builders import T0, Clock, item_row, relay_settings
 from tests.support.fake_telegram import TOKEN, FakeTelegram
 
 CHANNEL = -1001234567890
@@ -57,22 +57,14 @@ def approved_items(db: Database, business: str, owner: int, count: int, at: date
             at,
         )
         rows = [
-            NewItem(
-                source_id=None,
-                business_id=b.id,
-                identity=f"{business}{n}",
-                story_key=None,
-                fingerprint=None,
-                fp_band0=None,
-                fp_band1=None,
-                fp_band2=None,
-                fp_band3=None,
+            item_row(
+                b.id,
+                f"{business}{n}",
+                at,
                 title=f"{business} nouvelle {n} <script>x</script> & co",
                 link=f"https://{owner}.example/{n}",
                 summary="Du pain chaud",
-                image=None,
                 published=at,
-                first_seen=at,
                 state=ItemState.APPROVED.value,
                 approved_at=at + timedelta(seconds=n),
             )

@@ -10,11 +10,11 @@ from relay.moderation import Actor, Press, decide, parse_callback
 from relay.settings import Settings
 from storage import outbox, people
 from storage.engine import Database
-from storage.items import NewItem, insert_items
+from storage.items import insert_items
 from storage.sources import NewBusiness, create_business, get_business
 from storage.tables import ItemRow
 from storage.values import BusinessStatus, DeliveryState, ItemState
-from tests.support.builders import T0, relay_settings
+from tests.support.builders import T0, item_row, relay_settings
 
 ALICE, BOB = Actor(11, "Alice"), Actor(12, "Bob")
 
@@ -34,22 +34,14 @@ def business_with_items(
         ids = insert_items(
             s,
             [
-                NewItem(
-                    source_id=None,
-                    business_id=b.id,
-                    identity=f"i{n}",
-                    story_key=None,
-                    fingerprint=None,
-                    fp_band0=None,
-                    fp_band1=None,
-                    fp_band2=None,
-                    fp_band3=None,
+                item_row(
+                    b.id,
+                    f"i{n}",
+                    T0,
                     title=f"Bouquet {n}",
                     link=f"https://l.example/{n}",
                     summary="Roses",
-                    image=None,
                     published=T0,
-                    first_seen=T0,
                     state=state.value,
                 )
                 for n, state in enumerate(states)

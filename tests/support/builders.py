@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import Any
 from xml.sax.saxutils import escape
 
 from feeds.config import FetchSettings
 from relay.settings import PacingSettings, PollingSettings, Settings
+from storage.items import NewItem
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday, 10:00 in Paris
 
@@ -85,3 +87,27 @@ def relay_settings(**changes: object) -> Settings:
         channel="-1001234567890",
     )
     return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def item_row(business_id: int, identity: str, at: datetime, **fields: Any) -> NewItem:
+    """A stored item as the tests need it: approved, no source, no dedupe keys by default."""
+    values: dict[str, Any] = {
+        "source_id": None,
+        "business_id": business_id,
+        "identity": identity,
+        "story_key": None,
+        "fingerprint": None,
+        "fp_band0": None,
+        "fp_band1": None,
+        "fp_band2": None,
+        "fp_band3": None,
+        "title": identity,
+        "link": None,
+        "summary": None,
+        "image": None,
+        "published": at,
+        "first_seen": at,
+        "state": "approved",
+        "approved_at": at,
+    }
+    return NewItem(**{**values, **fields})
