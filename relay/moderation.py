@@ -160,23 +160,25 @@ def _item_card_delivery(item: QueuedItem, chat_id: int, lang: str, suffix: str) 
     )
 
 
-def notify_owner(session: Session, business: Business, key: str, now: datetime) -> None:
-    """Tell a business's owner something about their business, in their language."""
+def notify_owner(
+    session: Session, business: Business, key: str, now: datetime, *, once: str | None = None
+) -> None:
+    """Tell a business's owner something about their business, in their language.
+
+    `once` names the event when it may only be told once (a decision); otherwise each
+    call is its own message.
+    """
     if business.owner_id is None:
         return
     body = text(business.owner_language, key, name=escape(business.name))
-    outbox.enqueue(
-        session,
-        [
-            NewDelivery(
-                key=f"notice:{key}:{business.id}:{int(now.timestamp())}",
-                kind="notice",
-                chat_id=business.owner_id,
-                text=body,
-            )
-        ],
-        now,
+    event = once or str(int(now.timestamp()))
+    notice = NewDelivery(
+        key=f"notice:{key}:{business.id}:{event}",
+        kind="notice",
+        chat_id=business.owner_id,
+        text=body,
     )
+    outbox.enqueue(session, [notice], now)
 
 
 def enqueue_business_card(
@@ -259,26 +261,10 @@ def _after_business_decision(
     session: Session, business: Business, settings: Settings, now: datetime
 ) -> None:
     """Tell the owner; an approved business's waiting news now goes to moderation."""
-    if business.owner_id is not None:
-        key = (
-            "notice.business_approved"
-            if business.status is BusinessStatus.ACTIVE
-            else ("notice.business_rejected")
-        )
-        body = text(business.owner_language, key, name=escape(business.name))
-        outbox.enqueue(
-            session,
-            [
-                NewDelivery(
-                    key=f"notice:b:{business.id}:{business.status}",
-                    kind="notice",
-                    chat_id=business.owner_id,
-                    text=body,
-                )
-            ],
-            now,
-        )
-    if business.status is BusinessStatus.ACTIVE:
+    approved = business.status is BusinessStatus.ACTIVE
+    key = "notice.business_approved" if approved else "notice.business_rejected"
+    notify_owner(session, business, key, now, once=business.status.value)
+    if approved:
         waiting = [i.id for i in item_queries.items_of_business(session, business.id, "pending")]
         if business.trusted:
             item_queries.approve_pending_of_business(session, business.id, now)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Insert
 from sqlmodel import Session
 
-from storage.tables import BusinessRow, DeliveryRow, SourceRow, SubscriberRow
+from storage.tables import BusinessRow, SourceRow, SubscriberRow
 from storage.values import (
     Business,
     BusinessStatus,
-    Delivery,
-    DeliveryState,
     Frequency,
     Source,
     Subscriber,
@@ -88,32 +87,10 @@ def to_subscriber(row: SubscriberRow) -> Subscriber:
     )
 
 
-def to_delivery(row: DeliveryRow) -> Delivery:
-    assert row.id is not None
-    assert row.next_attempt_at is not None
-    return Delivery(
-        id=row.id,
-        chat_id=row.chat_id,
-        kind=row.kind,
-        text=row.text,
-        parse_mode=row.parse_mode,
-        reply_markup=row.reply_markup,
-        state=DeliveryState(row.state),
-        attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at,
-        item_id=row.item_id,
-        subscriber_id=row.subscriber_id,
-        edit_message_id=row.edit_message_id,
-        plain_fallback=row.plain_fallback,
-    )
-
-
 def serialize_job(session: Session, job_id: int) -> None:
     """Let one process at a time run this transaction (PostgreSQL advisory lock).
 
     On SQLite, writers already run one at a time (BEGIN IMMEDIATE).
     """
     if is_postgres(session):
-        from sqlalchemy import text
-
         session.execute(text("SELECT pg_advisory_xact_lock(:job)"), {"job": job_id})
