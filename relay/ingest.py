@@ -122,6 +122,12 @@ def record_failure(
     return decision
 
 
+def is_first_read(source: Source) -> bool:
+    """Never read successfully yet: a failed check (which also sets `last_checked_at`)
+    does not count, or the next good read would queue every item of the feed."""
+    return source.first_read_at is None
+
+
 def _keyed(document: ParsedDocument) -> list[Keyed]:
     keyed: list[Keyed] = []
     seen: set[str] = set()
@@ -151,7 +157,7 @@ def _new_rows(
     settings: Settings,
 ) -> tuple[list[NewItem], list[Verdict]]:
     """Rows for the unseen items (duplicates credited, the rest in their starting state)."""
-    if source.last_checked_at is None:  # first look at a new source: no flood of old news
+    if is_first_read(source):  # no flood of old news when a source is added
         polling = settings.polling
         picks = initial_picks(
             [k.item for k in fresh],
@@ -253,6 +259,7 @@ def _success_values(
         "last_error": None,
         "last_error_detail": None,
         "last_checked_at": now,
+        "first_read_at": source.first_read_at or now,
         "etag": result.validators.etag,
         "last_modified": result.validators.last_modified,
         "body_hash": result.body_hash or source.body_hash,

@@ -18,7 +18,7 @@ from feeds.errors import FeedError, RetryLaterError
 from feeds.fetch import Fetcher
 from feeds.models import FetchResult, Validators
 from relay.clock import Clock
-from relay.ingest import record_failure, record_items, record_unchanged
+from relay.ingest import is_first_read, record_failure, record_items, record_unchanged
 from relay.parsing import ParsedDocument, ParseJob, ParserPool
 from relay.settings import Settings
 from storage.engine import Database
@@ -165,5 +165,5 @@ def _job(source: Source, result: FetchResult) -> ParseJob:
         content_type=result.content_type,
         charset=result.charset,
         page=source.kind == "page",
-        fingerprints=source.last_checked_at is None,
+        fingerprints=is_first_read(source),
     )

@@ -66,6 +66,7 @@ def to_source(row: SourceRow) -> Source:
         last_error=row.last_error,
         paused=row.paused,
         last_checked_at=row.last_checked_at,
+        first_read_at=row.first_read_at,
         last_new_item_at=row.last_new_item_at,
         title=row.title,
     )

@@ -79,6 +79,8 @@ class SourceRow(SQLModel, table=True):
     last_error_detail: str | None = Field(default=None, sa_column=Column(Text()))
     last_error_at: datetime | None = _ts()
     last_checked_at: datetime | None = _ts()
+    # The first successful read: until then every read is a source's first (initial picks).
+    first_read_at: datetime | None = _ts()
     last_new_item_at: datetime | None = _ts()
     paused: bool = Field(default=False)
     created_at: datetime | None = _ts()

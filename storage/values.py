@@ -65,6 +65,7 @@ class Source:
     last_error: str | None
     paused: bool
     last_checked_at: datetime | None = None
+    first_read_at: datetime | None = None  # first successful read; None: never read yet
     last_new_item_at: datetime | None = None
     title: str | None = None
 
