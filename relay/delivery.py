@@ -9,9 +9,18 @@ the rules here decide, and are tested with tables:
     bad_markup (400)      resend once as plain text, then give up
     not_modified (400)    an edit that changes nothing: done
     bad_request (400)     permanent: failed (chat not found, message to edit not found...)
-    not_sent              the request never left (connect/pool timeout, refused): retry
-    ambiguous             a timeout after the request was sent: Telegram may have delivered
-                          it and has no idempotency key, so never retried blindly: unknown
+    not_sent              the request never left, or its body was never fully written
+                          (connect/pool/write failure, refused): retry with backoff
+    unavailable (502/503) retry with backoff: Telegram's front servers answer these when no
+                          backend took the request (Bad Gateway: none reachable; Service
+                          Unavailable: overloaded or restarting), so it was not processed.
+                          The residual risk (a backend that died after sending) is small next
+                          to losing every message of an outage.
+    ambiguous             the request was written and no usable answer came: a read timeout,
+                          a cut connection, 500 (the backend failed while handling it) or 504
+                          (the backend took it and did not answer in time). Telegram may have
+                          delivered it and has no idempotency key, so never retried blindly:
+                          unknown, and the admins are told
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ class FailureKind(StrEnum):
     NOT_MODIFIED = "not_modified"
     BAD_REQUEST = "bad_request"
     NOT_SENT = "not_sent"
+    UNAVAILABLE = "unavailable"
     AMBIGUOUS = "ambiguous"
 
 
@@ -74,7 +84,7 @@ def resolve(failure: Failure, *, attempts: int, plain_already: bool, now: dateti
         return Resolution(Action.RETRY_PLAIN, at=now)
     if kind is FailureKind.NOT_MODIFIED:
         return Resolution(Action.DONE)
-    if kind is FailureKind.NOT_SENT:
+    if kind in (FailureKind.NOT_SENT, FailureKind.UNAVAILABLE):
         return Resolution(Action.RETRY, at=now + not_sent_backoff(attempts))
     if kind is FailureKind.AMBIGUOUS:
         return Resolution(Action.UNKNOWN)
@@ -84,6 +94,14 @@ def resolve(failure: Failure, *, attempts: int, plain_already: bool, now: dateti
 def not_sent_backoff(attempts: int) -> timedelta:
     """2, 4, 8 … seconds, capped: Telegram or the network is down, not the message."""
     return min(timedelta(seconds=2 ** min(max(attempts, 1), 10)), MAX_NOT_SENT_BACKOFF)
+
+
+RETRYABLE_STATUSES = frozenset({502, 503})
+
+
+def classify_server_error(status: int) -> FailureKind:
+    """A 5xx answer: retry only what was certainly not processed (see the table above)."""
+    return FailureKind.UNAVAILABLE if status in RETRYABLE_STATUSES else FailureKind.AMBIGUOUS
 
 
 def classify_bad_request(description: str) -> FailureKind:

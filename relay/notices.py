@@ -86,3 +86,37 @@ def enqueue_published(
         ],
         now,
     )
+
+
+def enqueue_unknown_report(session: Session, now: datetime) -> dict[str, int]:
+    """Tell the admins, in their language, of deliveries that may not have arrived (once
+    each); returns the counts reported, by kind."""
+    counts = outbox.take_unknown_report(session)
+    if not counts:
+        return counts
+    admins = [
+        (user_id, lang) for user_id, role, lang in people.moderators(session) if role == "admin"
+    ]
+    stamp = now.strftime("%Y%m%dT%H%M%S.%f")
+    outbox.enqueue(
+        session,
+        [
+            NewDelivery(
+                key=f"unknown:{stamp}:{user_id}",
+                kind="notice",
+                chat_id=user_id,
+                text=text(
+                    lang,
+                    "notice.unknown_deliveries",
+                    count=sum(counts.values()),
+                    details=", ".join(
+                        f"{n} {text(lang, f'notice.kind_{kind}')}"
+                        for kind, n in sorted(counts.items())
+                    ),
+                ),
+            )
+            for user_id, lang in admins
+        ],
+        now,
+    )
+    return counts

@@ -1,8 +1,16 @@
 """The sender: drains the outbox into Telegram within our own rate limits.
 
-Each delivery is marked `sending` (committed) right before its request, and resolved
-right after by the rules of `relay.delivery`. Messages to one chat go one at a time and
-in order; python-telegram-bot's exceptions are converted to `Failure` here, at the edge.
+One sender per bot token at a time, across processes: it holds the lease
+`sender:<token>` (renewed while it works; a dead holder on the same host is replaced at
+once, a silent one elsewhere when its lease expires), so the rate budget below is the
+only one spending Telegram's limits. Holding the lease with nothing in flight, it takes
+back every claim first (see `storage.outbox.take_back`).
+
+Each delivery is marked `sending` (committed) immediately before its own request, and
+the next one is marked only once that request is on the wire (`relay.wire`): a crash
+leaves at most one delivery `unknown` that Telegram never received. Answers are resolved
+by the rules of `relay.delivery`. Messages to one chat go one at a time and in order;
+python-telegram-bot's exceptions are converted to `Failure` here, at the edge.
 """
 
 from __future__ import annotations
@@ -10,6 +18,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import secrets
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,17 +41,28 @@ from telegram.error import (
 
 from relay import notices
 from relay.clock import Clock
-from relay.delivery import Action, Failure, FailureKind, classify_bad_request, post_url, resolve
+from relay.delivery import (
+    Action,
+    Failure,
+    FailureKind,
+    classify_bad_request,
+    classify_server_error,
+    post_url,
+    resolve,
+)
 from relay.limits import SendBudget, pick_sendable
 from relay.telegram_html import to_plain_message
+from relay.wire import WireWatch, token_key
 from storage import items as item_queries
-from storage import outbox, people
+from storage import leases, outbox, people
 from storage.engine import Database
+from storage.leases import Holder, Lease, Outcome
 from storage.values import Delivery, DeliveryState
 
 log = logging.getLogger(__name__)
 
 CLAIM_LEASE = timedelta(minutes=2)
+SENDER_LEASE = timedelta(seconds=15)
 DEFER_AFTER = 1.0  # seconds: a delivery that must wait longer goes back to the queue
 
 
@@ -51,7 +73,38 @@ class SendReport:
     failed: int = 0
     unknown: int = 0
     rate_limited: int = 0
+    standby: bool = False  # another process holds the sending lease
+    interrupted: dict[str, int] = field(default_factory=dict)  # taken back as unknown, by kind
     failures: dict[str, int] = field(default_factory=dict)
+
+
+_process: Holder | None = None
+
+
+def this_process() -> Holder:
+    """This process as a lease holder (one name per process, renewed after a fork)."""
+    global _process
+    if _process is None or _process.pid != os.getpid():
+        host = socket.gethostname()[:60]
+        _process = Holder(f"{host}:{os.getpid()}:{secrets.token_hex(4)}", host, os.getpid())
+    return _process
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
+
+
+def holder_is_gone(lease: Lease, me: Holder, alive: Callable[[int], bool]) -> bool:
+    """A holder on our own host whose process is dead need not be waited for."""
+    return (
+        lease.holder.host == me.host and lease.holder.pid != me.pid and not alive(lease.holder.pid)
+    )
 
 
 class Sender:
@@ -67,6 +120,9 @@ class Sender:
         budget: SendBudget | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         batch: int = 200,
+        holder: Holder | None = None,
+        lease_ttl: timedelta = SENDER_LEASE,
+        alive: Callable[[int], bool] = pid_alive,
     ) -> None:
         self.db = db
         self.bot = bot
@@ -75,28 +131,76 @@ class Sender:
         self.budget = budget or SendBudget()
         self.monotonic = monotonic
         self.batch = batch
+        self.holder = holder or this_process()
+        self.lease_name = f"sender:{token_key(bot.token)}"
+        self.lease_ttl = lease_ttl
+        self.alive = alive
+        self._renewed_at = float("-inf")
+        self.stopping = False
+        self._wire = asyncio.Lock()  # held from "marked sending" until "on the wire"
         self._busy_chats: set[int] = set()
         self._dead_chats: set[int] = set()  # blocked us during this run: send nothing more
 
     async def drain(self, *, max_seconds: float | None = None) -> SendReport:
-        """Send until nothing is due (or `max_seconds` passed)."""
+        """Send until nothing is due (or `max_seconds` passed); idle without the lease."""
         report = SendReport()
+        if not self._hold_lease(force=True):
+            report.standby = True
+            return report
+        report.interrupted = outbox.take_back(self.db)
+        if report.interrupted:
+            log.warning("sends cut short by a stop, now unknown: %s", report.interrupted)
         deadline = None if max_seconds is None else self.monotonic() + max_seconds
-        while deadline is None or self.monotonic() < deadline:
-            claimed = outbox.claim_ready(self.db, self.clock(), self.batch, CLAIM_LEASE)
+        while not self.stopping and (deadline is None or self.monotonic() < deadline):
+            owner = self.holder.owner
+            claimed = outbox.claim_ready(self.db, self.clock(), self.batch, CLAIM_LEASE, owner)
             if not claimed:
                 break
-            await self._send_batch(claimed, report, deadline)
+            if not await self._send_batch(claimed, report, deadline):
+                break
         return report
+
+    def stop_soon(self) -> None:
+        """Start nothing new; the requests in flight finish and are recorded."""
+        self.stopping = True
+
+    def release(self) -> None:
+        """Give the sending lease up (clean stop): the next process starts at once."""
+        leases.release(self.db, self.lease_name, self.holder)
+
+    def _hold_lease(self, *, force: bool = False) -> bool:
+        """Take or renew the lease (at most every third of its life unless `force`)."""
+        now = self.monotonic()
+        if not force and now - self._renewed_at < self.lease_ttl.total_seconds() / 3:
+            return True
+        outcome = leases.acquire(
+            self.db,
+            self.lease_name,
+            self.holder,
+            self.clock(),
+            self.lease_ttl,
+            lambda lease: holder_is_gone(lease, self.holder, self.alive),
+        )
+        if outcome is Outcome.HELD:
+            return False
+        if outcome is Outcome.TAKEN:
+            log.info("this process now sends for the bot (%s)", self.holder.owner)
+        self._renewed_at = now
+        return True
 
     async def _send_batch(
         self, claimed: list[Delivery], report: SendReport, deadline: float | None
-    ) -> None:
+    ) -> bool:
+        """Send a claimed batch; False when the lease was lost (stop sending)."""
         waiting = list(claimed)
         tasks: set[asyncio.Task[None]] = set()
+        holding = True
         try:
-            while waiting:
+            while waiting and not self.stopping:
                 if deadline is not None and self.monotonic() >= deadline:
+                    break
+                if not (holding := self._hold_lease()):
+                    log.warning("sending lease lost: another process sends now")
                     break
                 now = self.monotonic()
                 free = [(d.id, d.chat_id) for d in waiting if d.chat_id not in self._busy_chats]
@@ -113,6 +217,7 @@ class Sender:
             if tasks:
                 await asyncio.gather(*tasks)
             outbox.release_claims(self.db, [d.id for d in waiting])
+        return holding
 
     def _defer_slow(self, waiting: list[Delivery], now: float) -> list[Delivery]:
         """Hand back what cannot go within a second (a channel at its 20 a minute, a chat
@@ -143,15 +248,7 @@ class Sender:
             self._fail(delivery, "chat blocked the bot", blocked=False)
             return
         try:
-            outbox.mark_sending(self.db, delivery.id, self.clock(), CLAIM_LEASE)
-            try:
-                message = await self._request(delivery)
-            except TelegramError as exc:
-                self.budget.complete(delivery.chat_id, picked, self.monotonic())
-                self._failed(delivery, to_failure(exc), report)
-            else:
-                self.budget.complete(delivery.chat_id, picked, self.monotonic())
-                self._succeeded(delivery, message, report)
+            await self._send_marked(delivery, report, picked)
         except Exception:
             log.exception("delivery %s: unexpected error", delivery.id)
             with self.db.write() as session:
@@ -164,6 +261,33 @@ class Sender:
             report.unknown += 1
         finally:
             self._busy_chats.discard(delivery.chat_id)
+
+    async def _send_marked(self, delivery: Delivery, report: SendReport, picked: float) -> None:
+        """Mark `sending`, start the request, and let the next delivery be marked only once
+        this request is on the wire (or over): a crash strands at most one unsent mark."""
+        watch = WireWatch()
+        async with self._wire:
+            marked = await asyncio.to_thread(
+                outbox.mark_sending,
+                self.db,
+                delivery.id,
+                self.clock(),
+                CLAIM_LEASE,
+                self.holder.owner,
+            )
+            if not marked:
+                log.warning("delivery %s: claim taken over, not sent here", delivery.id)
+                return
+            request = watch.start(self._request(delivery))
+            await watch.until_written(request)
+        try:
+            message = await request
+        except TelegramError as exc:
+            self.budget.complete(delivery.chat_id, picked, self.monotonic())
+            self._failed(delivery, to_failure(exc, watch), report)
+        else:
+            self.budget.complete(delivery.chat_id, picked, self.monotonic())
+            self._succeeded(delivery, message, report)
 
     async def _request(self, delivery: Delivery) -> Message | bool:
         text = delivery.text
@@ -275,8 +399,8 @@ class Sender:
                 outbox.fail_pending_for_chat(session, delivery.chat_id, "chat blocked the bot")
 
 
-def to_failure(exc: TelegramError) -> Failure:
-    """python-telegram-bot's exception → a plain `Failure` for the rules."""
+def to_failure(exc: TelegramError, watch: WireWatch | None = None) -> Failure:
+    """python-telegram-bot's exception (and what the wire saw) → a plain `Failure`."""
     text = str(exc)
     if isinstance(exc, RetryAfter):
         return Failure(FailureKind.RATE_LIMITED, text, retry_after=_seconds(exc.retry_after))
@@ -287,12 +411,19 @@ def to_failure(exc: TelegramError) -> Failure:
     if isinstance(exc, BadRequest):
         return Failure(classify_bad_request(text), text)
     if isinstance(exc, TimedOut | NetworkError):
-        return Failure(_network_kind(exc), text)
+        return Failure(_network_kind(exc, watch), text)
     return Failure(FailureKind.BAD_REQUEST, text)
 
 
-def _network_kind(exc: NetworkError) -> FailureKind:
-    """Did the request leave? Only connect/pool failures say for sure that it did not."""
+def _network_kind(exc: NetworkError, watch: WireWatch | None) -> FailureKind:
+    """Did the request reach Telegram? The wire says for sure when it watched the request:
+    a body never fully written cannot have been processed; a 5xx answer has its rule."""
+    if watch is not None and watch.watched:
+        if not watch.on_wire:
+            return FailureKind.NOT_SENT
+        if watch.status is not None and watch.status >= 500:
+            return classify_server_error(watch.status)
+        return FailureKind.AMBIGUOUS
     cause = exc.__cause__
     if isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
         return FailureKind.NOT_SENT

@@ -1,15 +1,20 @@
-"""The worker: APScheduler jobs that poll, publish, compose digests, send and tidy up.
+"""The worker: APScheduler jobs that poll, publish, compose digests and tidy up, and the
+sender's loop that drains the outbox.
 
 APScheduler's AsyncIOScheduler is the scheduler python-telegram-bot's job queue runs on;
 we use it directly so the worker runs with or without the bot in the same process.
-Every job is idempotent and safe to run in several processes sharing PostgreSQL.
+Every job is idempotent and safe to run in several processes sharing PostgreSQL, and
+runs once at start: a relay restarted more often than a job's interval still does it.
+The sender is a loop of its own, not a job: a long drain is normal, and only the process
+holding the sending lease sends (see `relay.sender`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telegram import Bot
@@ -17,10 +22,11 @@ from telegram import Bot
 from feeds.fetch import Fetcher
 from relay.clock import Clock, utcnow
 from relay.digest_job import send_due_digests, send_weekly_roundup
+from relay.notices import enqueue_unknown_report
 from relay.parsing import ParserPool
 from relay.poller import Poller, PollReport
 from relay.publisher import publish_next
-from relay.sender import Sender
+from relay.sender import Sender, SendReport
 from relay.settings import Settings
 from storage import outbox
 from storage.engine import Database
@@ -28,6 +34,9 @@ from storage.engine import Database
 log = logging.getLogger(__name__)
 
 KEEP_DELIVERIES = timedelta(days=30)
+SEND_IDLE = 1.0  # seconds between drains when the outbox is empty
+STANDBY = 3.0  # seconds between lease checks while another process sends
+STOP_GRACE = 20.0  # seconds for the requests in flight to be answered on stop
 
 
 @dataclass
@@ -44,6 +53,7 @@ class Worker:
     poller: Poller = field(init=False)
     sender: Sender = field(init=False)
     scheduler: AsyncIOScheduler = field(init=False)
+    _sending: asyncio.Task[None] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         polling = self.settings.polling
@@ -64,16 +74,15 @@ class Worker:
         return self.channel_id
 
     async def start(self) -> None:
-        """Recover what a crash left in flight, then schedule every job."""
-        self.recover()
+        """Schedule every job (each runs once now), and start the sender's loop."""
         await self.resolve_channel()
         jobs = [
             (self.poll, 30),
             (self.publish, 60),
             (self.digests, 60),
-            (self.send, 1),
             (self.maintain, 300),
         ]
+        first = datetime.now(UTC)
         for job, seconds in jobs:
             self.scheduler.add_job(
                 job,
@@ -82,20 +91,35 @@ class Worker:
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=seconds * 10,
+                next_run_time=first,
             )
         self.scheduler.start()
+        self._sending = asyncio.create_task(self._send_forever())
 
     async def stop(self) -> None:
+        """Let the requests in flight be answered, give the sending lease up, stop."""
+        if self._sending is not None:
+            self.sender.stop_soon()
+            try:
+                await asyncio.wait_for(self._sending, STOP_GRACE)
+            except TimeoutError:
+                log.warning("stopped with sends in flight: they will be reported as unknown")
+            self.sender.release()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         self.parsers.close()
         await self.fetcher.__aexit__(None, None, None)
 
-    def recover(self) -> None:
-        """Claims that expired go back to the queue; sends cut mid-way become unknown."""
-        back, unknown = outbox.recover_expired(self.db, self.clock())
-        if back or unknown:
-            log.warning("recovered deliveries: %d requeued, %d unknown", back, unknown)
+    async def _send_forever(self) -> None:
+        """Drain, pause, drain…: until `stop()`; a failure costs a pause, not the loop."""
+        while not self.sender.stopping:
+            try:
+                report = await self.send()
+            except Exception:
+                log.exception("sending failed; trying again shortly")
+                report = SendReport(standby=True)
+            if not self.sender.stopping:
+                await asyncio.sleep(STANDBY if report.standby else SEND_IDLE)
 
     async def poll(self) -> PollReport:
         report = await self.poller.poll_once()
@@ -113,11 +137,15 @@ class Worker:
         if self.channel_id is not None:
             send_weekly_roundup(self.db, self.settings, self.channel_id, now)
 
-    async def send(self) -> None:
-        await self.sender.drain(max_seconds=60)
+    async def send(self) -> SendReport:
+        """One drain of the outbox; then the admins hear of sends that may be lost."""
+        report = await self.sender.drain(max_seconds=60)
+        if report.interrupted or report.unknown:
+            with self.db.write() as session:
+                enqueue_unknown_report(session, self.clock())
+        return report
 
     async def maintain(self) -> None:
-        self.recover()
         now = self.clock()
         self.db.optimize()
         removed = outbox.delete_finished_before(self.db, now - KEEP_DELIVERIES)

@@ -3,7 +3,8 @@
 States: pending → claimed → sending → sent | failed | unknown, or back to pending
 (retry). `claimed` means the request has not started: safe to hand out again after a
 crash. `sending` means it may have reached Telegram: after a crash it becomes `unknown`
-and is never retried blindly.
+and is never retried blindly. Claims carry the name of the sender that holds the sending
+lease (`claimed_by`): a sender that lost its lease can no longer mark anything `sending`.
 """
 
 from __future__ import annotations
@@ -63,8 +64,10 @@ def _fields(d: NewDelivery) -> dict[str, Any]:
     return {name: getattr(d, name) for name in NewDelivery.__dataclass_fields__}
 
 
-def claim_ready(db: Database, now: datetime, limit: int, lease: timedelta) -> list[Delivery]:
-    """Take up to `limit` deliveries due now, oldest first, for `lease`."""
+def claim_ready(
+    db: Database, now: datetime, limit: int, lease: timedelta, owner: str
+) -> list[Delivery]:
+    """Take up to `limit` deliveries due now, oldest first, for `lease`, as `owner`."""
     with db.write() as session:
         query = (
             select(DELIVERIES)
@@ -80,7 +83,9 @@ def claim_ready(db: Database, now: datetime, limit: int, lease: timedelta) -> li
             session.execute(
                 update(DELIVERIES)
                 .where(D.id.in_(ids))
-                .values(state=DeliveryState.CLAIMED.value, claimed_until=now + lease)
+                .values(
+                    state=DeliveryState.CLAIMED.value, claimed_until=now + lease, claimed_by=owner
+                )
             )
         return [_delivery(row) for row in rows]
 
@@ -110,16 +115,28 @@ def mark(session: Session, delivery_id: int, state: DeliveryState, **values: Any
     )
 
 
-def mark_sending(db: Database, delivery_id: int, now: datetime, lease: timedelta) -> None:
-    """Committed right before the request: from here on a crash is ambiguous."""
+def mark_sending(
+    db: Database, delivery_id: int, now: datetime, lease: timedelta, owner: str
+) -> bool:
+    """Committed right before the request: from here on a crash is ambiguous.
+
+    False when the claim is no longer `owner`'s (its lease was taken over): do not send.
+    """
     with db.write() as session:
-        mark(
-            session,
-            delivery_id,
-            DeliveryState.SENDING,
-            claimed_until=now + lease,
-            attempts=D.attempts + 1,
+        result = session.execute(
+            update(DELIVERIES)
+            .where(
+                D.id == delivery_id,
+                D.state == DeliveryState.CLAIMED.value,
+                D.claimed_by == owner,
+            )
+            .values(
+                state=DeliveryState.SENDING.value,
+                claimed_until=now + lease,
+                attempts=D.attempts + 1,
+            )
         )
+        return bool(getattr(result, "rowcount", 0))
 
 
 def retry_later(db: Database, delivery_id: int, at: datetime, error: str, **values: Any) -> None:
@@ -163,23 +180,49 @@ def defer(db: Database, when: Sequence[tuple[int, datetime]]) -> None:
         session.connection().execute(statement, [{"v_id": i, "v_at": at} for i, at in when])
 
 
-def recover_expired(db: Database, now: datetime) -> tuple[int, int]:
-    """After a crash: expired claims go back to pending; expired sends become unknown."""
+def take_back(db: Database) -> dict[str, int]:
+    """A sender that holds the lease and has nothing in flight takes every claim back.
+
+    Claimed deliveries never started: pending again. Deliveries left `sending` (by a dead
+    process, or a process that lost the lease) may have reached Telegram: `unknown`, never
+    resent. Returns how many became unknown, by kind.
+    """
     with db.write() as session:
-        back = session.execute(
+        session.execute(
             update(DELIVERIES)
-            .where(D.state == DeliveryState.CLAIMED.value, D.claimed_until < now)
-            .values(state=DeliveryState.PENDING.value, claimed_until=None)
+            .where(D.state == DeliveryState.CLAIMED.value)
+            .values(state=DeliveryState.PENDING.value, claimed_until=None, claimed_by=None)
         )
-        unknown = session.execute(
-            update(DELIVERIES)
-            .where(D.state == DeliveryState.SENDING.value, D.claimed_until < now)
-            .values(
-                state=DeliveryState.UNKNOWN.value,
-                last_error="interrupted while sending: may or may not have been delivered",
+        cut = session.execute(
+            select(D.kind, func.count())
+            .where(D.state == DeliveryState.SENDING.value)
+            .group_by(D.kind)
+        ).all()
+        if cut:
+            session.execute(
+                update(DELIVERIES)
+                .where(D.state == DeliveryState.SENDING.value)
+                .values(
+                    state=DeliveryState.UNKNOWN.value,
+                    last_error="interrupted while sending: may or may not have been delivered",
+                )
             )
-        )
-        return int(getattr(back, "rowcount", 0)), int(getattr(unknown, "rowcount", 0))
+        return {kind: count for kind, count in cut}
+
+
+def take_unknown_report(session: Session) -> dict[str, int]:
+    """Unknown deliveries the admins were not told of yet, by kind; now marked as told.
+
+    One UPDATE … RETURNING: two processes reporting at once never count a row twice.
+    """
+    fresh = (D.state == DeliveryState.UNKNOWN.value) & D.unknown_reported.is_(False)
+    told = session.execute(
+        update(DELIVERIES).where(fresh).values(unknown_reported=True).returning(D.kind)
+    ).all()
+    counts: dict[str, int] = {}
+    for (kind,) in told:
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
 
 
 def sent_messages(session: Session, ref: str) -> list[tuple[int, int, str]]:

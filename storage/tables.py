@@ -182,6 +182,8 @@ class DeliveryRow(SQLModel, table=True):
     ref: str | None = Field(default=None, max_length=100, index=True)  # e.g. "card:item:12"
     created_at: datetime | None = _ts(nullable=False)
     sent_at: datetime | None = _ts()
+    claimed_by: str | None = Field(default=None, max_length=120)  # the sender's lease holder
+    unknown_reported: bool = Field(default=False)  # admins were told it may not have arrived
 
 
 class DigestRow(SQLModel, table=True):
@@ -198,6 +200,19 @@ class DigestRow(SQLModel, table=True):
     created_at: datetime | None = _ts(nullable=False)
 
 
+class LeaseRow(SQLModel, table=True):
+    """A named lease held by one process at a time (one sender per bot token)."""
+
+    __tablename__ = "leases"
+
+    name: str = Field(primary_key=True, max_length=100)
+    owner: str = Field(max_length=120)  # host:pid:random, unique per process
+    host: str = Field(max_length=100)
+    pid: int = Field(default=0)
+    acquired_at: datetime | None = _ts(nullable=False)
+    expires_at: datetime | None = _ts(nullable=False)
+
+
 # Core handles for the batch statements of the hot path.
 BUSINESSES: Table = BusinessRow.__table__  # type: ignore[attr-defined]
 SOURCES: Table = SourceRow.__table__  # type: ignore[attr-defined]
@@ -207,3 +222,4 @@ DELIVERIES: Table = DeliveryRow.__table__  # type: ignore[attr-defined]
 DIGESTS: Table = DigestRow.__table__  # type: ignore[attr-defined]
 MODERATORS: Table = ModeratorRow.__table__  # type: ignore[attr-defined]
 USERS: Table = UserRow.__table__  # type: ignore[attr-defined]
+LEASES: Table = LeaseRow.__table__  # type: ignore[attr-defined]

@@ -22,6 +22,7 @@ from relay.bot.common import Context, reply
 from relay.bot.services import Services
 from relay.clock import utcnow
 from relay.settings import Settings
+from relay.wire import sender_bot
 from relay.worker import Worker
 from storage import people
 from storage.engine import Database
@@ -73,8 +74,10 @@ async def run_relay(settings: Settings, *, bot: bool = True, worker: bool = True
     async with Fetcher(settings.fetch) as fetcher:
         services = Services(settings, db, fetcher)
         app = build_application(services)
-        async with app:
-            runner = Worker(settings, db, app.bot) if worker else None
+        assert settings.telegram_token
+        outbox_bot = sender_bot(settings.telegram_token, settings.telegram_api_base_url)
+        async with app, outbox_bot:
+            runner = Worker(settings, db, outbox_bot) if worker else None
             services.channel_id = await runner.resolve_channel() if runner else None
             await _start(app, runner, bot=bot)
             await _wait_for_signal()

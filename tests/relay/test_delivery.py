@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from telegram import Bot
-from telegram.request import HTTPXRequest
 
 from relay.digest_job import send_due_digests
 from relay.publisher import publish_next
 from relay.sender import Sender
 from relay.settings import Settings
+from relay.wire import sender_bot
 from storage import items as item_queries
 from storage import outbox, people
 from storage.engine import Database
@@ -38,8 +38,7 @@ def settings() -> Settings:
 
 @pytest.fixture
 async def bot(telegram: FakeTelegram) -> AsyncIterator[Bot]:
-    request = HTTPXRequest(read_timeout=0.5, write_timeout=0.5, connect_timeout=1)
-    async with Bot(TOKEN, base_url=telegram.base_url, request=request) as bot:
+    async with sender_bot(TOKEN, telegram.base_url, read_timeout=0.5) as bot:
         yield bot
 
 
