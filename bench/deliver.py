@@ -30,6 +30,7 @@ from telegram.error import RetryAfter
 from bench.common import fresh_database, print_json, print_table
 from relay.clock import utcnow
 from relay.sender import Sender
+from relay.wire import sender_bot
 from storage.engine import Database
 from storage.outbox import NewDelivery, enqueue
 from storage.tables import DELIVERIES
@@ -138,7 +139,7 @@ async def run_sender(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         with db.write() as session:
             enqueue(session, outbox_rows(args.subscribers, args.posts), utcnow())
         started = time.monotonic()
-        async with Bot(TOKEN, base_url=fake.base_url) as bot:
+        async with sender_bot(TOKEN, fake.base_url) as bot:
             sender = Sender(db, bot, utcnow, channel=str(CHANNEL))
             report = await sender.drain()
             while outbox_states(db).get("pending"):  # like the worker's send job, every second

@@ -129,9 +129,11 @@ async def test_the_admins_are_told_once_of_sends_that_may_be_lost(
     assert report.interrupted == {"digest": 2, "channel_post": 1}
     (told,) = telegram.sent(ADMIN)
     assert "3 message(s)" in (told.text or "")
-    assert "2 résumés" in (told.text or "") and "1 publications du canal" in (told.text or "")
+    assert "2 résumés" in (told.text or "")
+    assert "1 publications du canal" in (told.text or "")
     assert telegram.sent(ADMIN + 1) == []  # moderators who are not admins are not bothered
-    assert telegram.sent(CHANNEL) == [] and telegram.sent(READER) == []
+    assert telegram.sent(CHANNEL) == []
+    assert telegram.sent(READER) == []
 
 
 async def test_a_started_worker_polls_and_sends_at_once_not_a_minute_later(

@@ -1,0 +1,210 @@
+"""Soak: the real relay (`python bot.py`) killed with SIGKILL at random moments while it
+sends digests and channel posts through a fake Bot API that answers 429s, 502/503s and
+slow answers (client timeouts). Everything is counted from what the fake received.
+
+    python -m bench.soak                 # 400 digests + 20 posts, 12 kills
+    python -m bench.soak --quick         # 80 + 5, 4 kills
+    python -m bench.soak --db postgres
+
+Per kill: how many deliveries the dead process left `sending` (they become `unknown`), and
+how many of those the fake never received (a request not really in flight: should be ≤ 1).
+At the end: lost (neither received nor unknown), doubled (received twice), unknown.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("PTB_TIMEDELTA", "1")
+
+import argparse
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.common import fresh_database, print_json, print_table
+from bench.deliver import CHANNEL, outbox_rows, outbox_states
+from relay.clock import utcnow
+from storage import outbox
+from storage.engine import Database
+from tests.support.fake_telegram import TOKEN, FakeTelegram
+
+ROOT = Path(__file__).parents[1]
+ADMIN = 1000
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--subscribers", type=int, default=400)
+    parser.add_argument("--posts", type=int, default=20)
+    parser.add_argument("--kills", type=int, default=12)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.subscribers, args.posts, args.kills = 80, 5, 4
+    return args
+
+
+def process_url(db: Database) -> str:
+    if db.is_sqlite:
+        return db.url
+    with db.engine.connect() as conn:
+        schema = conn.exec_driver_sql("SELECT current_schema()").scalar()
+    return f"{db.url}?options=-csearch_path%3D{schema}"
+
+
+def start_relay(
+    db: Database, fake: FakeTelegram, workdir: Path, log: Any
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_API_BASE_URL": fake.base_url,
+        "RELAY_DATABASE_URL": process_url(db),
+        "RELAY_ADMINS": str(ADMIN),
+        "RELAY_CHANNEL": str(CHANNEL),
+    }
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "bot.py")], cwd=workdir, env=env, stdout=log, stderr=log
+    )
+
+
+class Faults(threading.Thread):
+    """Every now and then: a burst of 429s, a 502 or 503, or answers slower than the
+    sender's read timeout (the request took effect; the answer is lost)."""
+
+    def __init__(self, fake: FakeTelegram, rng: random.Random) -> None:
+        super().__init__(daemon=True)
+        self.fake, self.rng, self.stop = fake, rng, threading.Event()
+        self.injected: Counter[str] = Counter()
+
+    def run(self) -> None:
+        while not self.stop.wait(self.rng.uniform(0.5, 2.0)):
+            kind = self.rng.choice(["429", "429", "502", "503", "slow"])
+            if kind == "429":
+                self.fake.fail_next("sendMessage", error_code=429, retry_after=1, times=3)
+            elif kind == "slow":
+                # Past the sender's 15 s read timeout: the message is delivered, the answer
+                # lost. Alone (no refusal pending), so "unknown" means "received" here.
+                self.stop.wait(1.5)
+                self.fake.delay("sendMessage", 16.0, times=2)
+                self.stop.wait(17.0)
+            else:
+                self.fake.fail_next("sendMessage", error_code=int(kind), times=2)
+            self.injected[kind] += 1
+
+
+def received(fake: FakeTelegram) -> Counter[tuple[int, str]]:
+    """(chat, text) of every sendMessage the fake took effect on."""
+    return Counter((m.chat_id, m.text or "") for m in fake.sent() if m.method == "sendMessage")
+
+
+def in_state(db: Database, state: str) -> list[tuple[int, str]]:
+    with db.read() as session:
+        return [(d.chat_id, d.text) for d in outbox.deliveries_for(session) if d.state == state]
+
+
+def kill_once(
+    db: Database, fake: FakeTelegram, relay: subprocess.Popen[bytes], rng: random.Random
+) -> dict[str, Any]:
+    time.sleep(rng.uniform(1.0, 6.0))
+    relay.send_signal(signal.SIGKILL)
+    relay.wait()
+    time.sleep(0.5)  # let the fake finish reading what was already on the wire
+    cut = in_state(db, "sending")
+    got = received(fake)
+    return {"left_sending": len(cut), "never_received": sum(1 for d in cut if d not in got)}
+
+
+def wait_until_drained(db: Database, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = outbox_states(db)
+        if not states.get("pending") and not states.get("claimed") and not states.get("sending"):
+            return True
+        time.sleep(1)
+    return False
+
+
+def audit(db: Database, fake: FakeTelegram) -> dict[str, Any]:
+    got = received(fake)
+    unknown = set(in_state(db, "unknown"))
+    with db.read() as session:
+        wanted = [(d.chat_id, d.text) for d in outbox.deliveries_for(session) if d.chat_id != ADMIN]
+    return {
+        "deliveries": len(wanted),
+        "received": sum(1 for d in wanted if d in got),
+        "doubled": sum(got[d] - 1 for d in wanted if got[d] > 1),
+        "lost": sum(1 for d in wanted if d not in got and d not in unknown),
+        "unknown": len(unknown),
+        "unknown_never_received": sum(1 for d in unknown if d not in got),
+        "admin_reports": sum(1 for m in fake.sent(ADMIN) if "⚠️" in (m.text or "")),
+        "count_429": fake.count_429,
+    }
+
+
+def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    with FakeTelegram(enforce_limits=True) as fake, fresh_database(args.db, workdir) as db:
+        with db.write() as session:
+            outbox.enqueue(session, outbox_rows(args.subscribers, args.posts), utcnow())
+        faults = Faults(fake, rng)
+        faults.start()
+        kills = []
+        started = time.monotonic()
+        with (workdir / "relay.log").open("ab") as log:
+            for _ in range(args.kills):
+                relay = start_relay(db, fake, workdir, log)
+                kills.append(kill_once(db, fake, relay, rng))
+            faults.stop.set()
+            relay = start_relay(db, fake, workdir, log)
+            drained = wait_until_drained(db, timeout=600)
+            relay.send_signal(signal.SIGTERM)
+            relay.wait(timeout=60)
+        figures = {
+            **audit(db, fake),
+            "drained": drained,
+            "seconds": time.monotonic() - started,
+            "kills": len(kills),
+            "faults": dict(faults.injected),
+            "tracebacks_in_log": (workdir / "relay.log")
+            .read_text(errors="replace")
+            .count("Traceback"),
+        }
+    return {"figures": figures, "kills": kills}
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run(args, Path(tmp))
+    figures, kills = result["figures"], result["kills"]
+    print_table("Per kill (deliveries the dead relay left `sending`)", kills)
+    print_table(f"Soak: {args.subscribers} digests + {args.posts} posts ({args.db})", [figures])
+    return print_json(
+        "soak",
+        {
+            **figures,
+            "per_kill": kills,
+            "targets": {
+                "zero_lost": figures["lost"] == 0,
+                "zero_doubled": figures["doubled"] == 0,
+                "unknown_only_in_flight": all(k["never_received"] <= 1 for k in kills),
+                "drained": figures["drained"],
+            },
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
