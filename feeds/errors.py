@@ -6,6 +6,8 @@
           ├── BlockedAddressError  private / loopback / reserved target  code "blocked_address"
           ├── FetchError           the network or the server failed us
           │    ├── FetchTimeoutError  code "timeout"
+          │    │    └── SiteTooSlowError  a homepage and its feeds over the deadline
+          │    │                          code "site_too_slow"
           │    ├── UnreachableError  DNS, refused, TLS  code "unreachable"
           │    ├── TooLargeError     body over the size cap  code "too_large"
           │    ├── TooManyRedirectsError  code "too_many_redirects"
@@ -14,7 +16,9 @@
           │    └── RetryLaterError   429 / 503 (``retry_after`` seconds)  code "retry_later"
           └── ParseError           the document is not a feed or readable page
                ├── NotAFeedError  code "not_a_feed"
-               └── NoFeedFoundError  a homepage with no feed and no items  code "no_feed"
+               ├── NoFeedFoundError  a homepage with no feed and no items  code "no_feed"
+               └── EntitiesRefusedError  DTD entities too large or nested
+                                         code "entities_refused"
 
 "Not modified" is a result (``FetchResult.not_modified``), not an error.
 The relay layer adds its own branches (delivery, storage) under ``RelayError``.
@@ -54,6 +58,10 @@ class FetchError(FeedError):
 
 class FetchTimeoutError(FetchError):
     code = "timeout"
+
+
+class SiteTooSlowError(FetchTimeoutError):
+    code = "site_too_slow"
 
 
 class UnreachableError(FetchError):
@@ -101,3 +109,7 @@ class NotAFeedError(ParseError):
 
 class NoFeedFoundError(ParseError):
     code = "no_feed"
+
+
+class EntitiesRefusedError(ParseError):
+    code = "entities_refused"

@@ -2,23 +2,37 @@
 
 fetch → is it a feed? parse it. Is it a page? use its advertised feed, else probe the
 well-known paths of its platform (a few, politely), else read the page itself.
+
+Limits: at most `max_probes` candidate feeds are tried (the advertised ones, else the
+well-known paths), and the whole reading, homepage and candidates together, has one
+`deadline`; past it, `SiteTooSlowError`. Parsing is inline unless the caller passes a
+`DocumentParser` (the relay runs `parse_fetched` in its parse-worker processes); an inline
+parse runs to its end, the deadline is checked when it returns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from feeds.discover import discover_feed_links, well_known_feed_urls
-from feeds.errors import FeedError, NoFeedFoundError, NotAFeedError
+from feeds.errors import FeedError, NoFeedFoundError, NotAFeedError, SiteTooSlowError
 from feeds.fetch import Fetcher
 from feeds.models import FeedKind, FeedLink, FetchResult, ParsedFeed
 from feeds.pages import parse_page
 from feeds.parse import detect_kind, parse_feed
 
 Progress = Callable[[str, int, int], None]  # (url being tried, index from 1, total)
+# (fetched document, page) → its reading; page=True reads an HTML page as a page feed.
+DocumentParser = Callable[[FetchResult, bool], Awaitable[ParsedFeed]]
 
 FEED_KINDS = ("rss", "atom", "rdf", "json")
+DEFAULT_DEADLINE = 45.0  # seconds for a homepage and all its candidate feeds
+DEFAULT_MAX_PROBES = 4
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,85 +47,137 @@ class SourceReading:
     fetch: FetchResult
 
 
-async def read_source(
-    fetcher: Fetcher, url: str, *, max_probes: int = 4, progress: Progress | None = None
-) -> SourceReading:
-    """Read `url` as a feed, or as a homepage with a feed, or as a page feed."""
-    page = await fetcher.fetch(url)
-    kind = detect_kind(page.content, page.content_type)
-    if kind in FEED_KINDS:
-        return _reading(url, page, parse_feed_result(page), ())
-    if kind != "html":
-        raise NotAFeedError(url, "neither a feed nor an HTML page")
-    advertised = discover_feed_links(page.content, page.final_url)
-    for link in advertised:
-        try:
-            result = await fetcher.fetch(link.url)
-            return _reading(url, result, parse_feed_result(result), tuple(advertised))
-        except FeedError:
-            continue  # an advertised feed may be broken; the next one, or the page, may do
-    if not advertised:
-        found = await _probe_well_known(fetcher, page, max_probes, progress)
-        if found:
-            link, result, parsed = found
-            return _reading(url, result, parsed, (link,))
-    parsed = parse_page(page.content, page.final_url)
-    if not parsed.items:
-        raise NoFeedFoundError(url, "no feed advertised or found, and no readable news")
-    return _reading(url, page, parsed, tuple(advertised))
+def parse_fetched(result: FetchResult, page: bool) -> ParsedFeed:
+    """Parse a fetched body: as a page feed when `page` and it is HTML, else as a feed.
 
-
-async def discover_source(
-    fetcher: Fetcher, url: str, *, max_probes: int = 4, progress: Progress | None = None
-) -> list[FeedLink]:
-    """The feeds `url` offers: itself when it is a feed, else what its page advertises,
-    else the first well-known path of its platform that answers with a feed."""
-    page = await fetcher.fetch(url)
-    if detect_kind(page.content, page.content_type) in FEED_KINDS:
-        parsed = parse_feed_result(page)
-        return [FeedLink(url=page.final_url, type=_link_type(parsed.kind), title=parsed.title)]
-    advertised = discover_feed_links(page.content, page.final_url)
-    if advertised:
-        return advertised
-    found = await _probe_well_known(fetcher, page, max_probes, progress)
-    return [found[0]] if found else []
-
-
-def parse_feed_result(result: FetchResult) -> ParsedFeed:
-    """Parse a fetched feed body."""
+    Pure, with picklable arguments: the relay's parse workers call this very function.
+    """
+    if page and detect_kind(result.content, result.content_type) == "html":
+        return parse_page(result.content, result.final_url)
     return parse_feed(
         result.content, result.final_url, content_type=result.content_type, charset=result.charset
     )
 
 
+async def _parse_inline(result: FetchResult, page: bool) -> ParsedFeed:
+    return parse_fetched(result, page)
+
+
+async def read_source(
+    fetcher: Fetcher,
+    url: str,
+    *,
+    max_probes: int = DEFAULT_MAX_PROBES,
+    progress: Progress | None = None,
+    parse: DocumentParser | None = None,
+    deadline: float = DEFAULT_DEADLINE,
+) -> SourceReading:
+    """Read `url` as a feed, or as a homepage with a feed, or as a page feed."""
+    reader = _Reader(fetcher, parse or _parse_inline, max_probes, progress)
+    return await _within(deadline, url, reader.read(url))
+
+
+async def discover_source(
+    fetcher: Fetcher,
+    url: str,
+    *,
+    max_probes: int = DEFAULT_MAX_PROBES,
+    progress: Progress | None = None,
+    parse: DocumentParser | None = None,
+    deadline: float = DEFAULT_DEADLINE,
+) -> list[FeedLink]:
+    """The feeds `url` offers: itself when it is a feed, else what its page advertises,
+    else the first well-known path of its platform that answers with a feed."""
+    reader = _Reader(fetcher, parse or _parse_inline, max_probes, progress)
+    return await _within(deadline, url, reader.discover(url))
+
+
+async def _within(deadline: float, url: str, work: Awaitable[_T]) -> _T:
+    """`work` done within `deadline` seconds, else SiteTooSlowError."""
+    timeout = asyncio.timeout(deadline)
+    try:
+        async with timeout:
+            return await work
+    except TimeoutError as exc:
+        if not timeout.expired():
+            raise
+        detail = f"the site and its feeds did not answer within {deadline:g}s"
+        raise SiteTooSlowError(url, detail) from exc
+
+
 Probed = tuple[FeedLink, FetchResult, ParsedFeed]
 
 
-async def _probe_well_known(
-    fetcher: Fetcher, page: FetchResult, max_probes: int, progress: Progress | None
-) -> Probed | None:
-    """Try the platform's usual feed paths, one at a time, stopping at the first feed."""
-    candidates = well_known_feed_urls(page.content, page.final_url)[:max_probes]
-    for index, candidate in enumerate(candidates, start=1):
-        if progress:
-            progress(candidate, index, len(candidates))
-        found = await _probe(fetcher, candidate)
+class _Reader:
+    """One reading: the fetcher, the parser and the candidate limit it works with."""
+
+    def __init__(
+        self, fetcher: Fetcher, parse: DocumentParser, max_probes: int, progress: Progress | None
+    ) -> None:
+        self.fetcher = fetcher
+        self.parse = parse
+        self.max_probes = max_probes
+        self.progress = progress
+
+    async def read(self, url: str) -> SourceReading:
+        page = await self.fetcher.fetch(url)
+        kind = detect_kind(page.content, page.content_type)
+        if kind in FEED_KINDS:
+            return _reading(url, page, await self.parse(page, False), ())
+        if kind != "html":
+            raise NotAFeedError(url, "neither a feed nor an HTML page")
+        advertised = tuple(discover_feed_links(page.content, page.final_url))
+        found = await self.first_feed(page, advertised)
         if found:
-            return found
-    return None
+            link, result, parsed = found
+            return _reading(url, result, parsed, advertised or (link,))
+        parsed = await self.parse(page, True)
+        if not parsed.items:
+            raise NoFeedFoundError(url, "no feed advertised or found, and no readable news")
+        return _reading(url, page, parsed, advertised)
 
+    async def discover(self, url: str) -> list[FeedLink]:
+        page = await self.fetcher.fetch(url)
+        if detect_kind(page.content, page.content_type) in FEED_KINDS:
+            parsed = await self.parse(page, False)
+            return [FeedLink(url=page.final_url, type=_link_type(parsed.kind), title=parsed.title)]
+        advertised = discover_feed_links(page.content, page.final_url)
+        if advertised:
+            return advertised
+        found = await self.first_feed(page, ())
+        return [found[0]] if found else []
 
-async def _probe(fetcher: Fetcher, url: str) -> Probed | None:
-    """A well-known path is a feed only if it answers 200 with a parseable feed."""
-    try:
-        result = await fetcher.fetch(url)
-        if detect_kind(result.content, result.content_type) not in FEED_KINDS:
-            return None
-        parsed = parse_feed_result(result)
-    except FeedError:
+    async def first_feed(
+        self, page: FetchResult, advertised: tuple[FeedLink, ...]
+    ) -> Probed | None:
+        """The first candidate that is a feed: the advertised ones, else the well-known paths
+        of the page's platform; at most `max_probes`, one at a time."""
+        if advertised:
+            candidates = [link.url for link in advertised]
+        else:
+            candidates = well_known_feed_urls(page.content, page.final_url)
+        candidates = candidates[: self.max_probes]
+        for index, candidate in enumerate(candidates, start=1):
+            if self.progress:
+                self.progress(candidate, index, len(candidates))
+            found = await self.probe(candidate, advertised=bool(advertised))
+            if found:
+                return found
         return None
-    link = FeedLink(url=result.final_url, type=_link_type(parsed.kind), title=parsed.title)
-    return link, result, parsed
+
+    async def probe(self, url: str, *, advertised: bool) -> Probed | None:
+        """A candidate is a feed only if it answers 200 with a parseable feed. A guessed one
+        must also look like a feed; an advertised one is only refused for being HTML."""
+        try:
+            result = await self.fetcher.fetch(url)
+            kind = detect_kind(result.content, result.content_type)
+            if kind == "html" or (not advertised and kind not in FEED_KINDS):
+                return None
+            parsed = await self.parse(result, False)
+        except FeedError:
+            return None  # a broken candidate; the next one, or the page itself, may do
+        link = FeedLink(url=result.final_url, type=_link_type(parsed.kind), title=parsed.title)
+        return link, result, parsed
 
 
 def _link_type(kind: FeedKind) -> str:
