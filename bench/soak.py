@@ -30,11 +30,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from bench.common import fresh_database, print_json, print_table
 from bench.deliver import CHANNEL, outbox_rows, outbox_states
 from relay.clock import utcnow
 from storage import outbox
 from storage.engine import Database
+from storage.tables import DELIVERIES
 from tests.support.fake_telegram import TOKEN, FakeTelegram
 
 ROOT = Path(__file__).parents[1]
@@ -89,18 +92,24 @@ class Faults(threading.Thread):
         self.injected: Counter[str] = Counter()
 
     def run(self) -> None:
+        failed_at = 0  # sendMessage calls seen when the last refusal was scripted
         while not self.stop.wait(self.rng.uniform(0.5, 2.0)):
             kind = self.rng.choice(["429", "429", "502", "503", "slow"])
-            if kind == "429":
-                self.fake.fail_next("sendMessage", error_code=429, retry_after=1, times=3)
-            elif kind == "slow":
+            if kind == "slow":
                 # Past the sender's 15 s read timeout: the message is delivered, the answer
-                # lost. Alone (no refusal pending), so "unknown" means "received" here.
-                self.stop.wait(1.5)
+                # lost. Only once the scripted refusals are used up (3 calls at most), so
+                # that "unknown" means "received" here.
+                while len(self.fake.calls_to("sendMessage")) < failed_at + 3:
+                    if self.stop.wait(0.2):
+                        return
                 self.fake.delay("sendMessage", 16.0, times=2)
                 self.stop.wait(17.0)
             else:
-                self.fake.fail_next("sendMessage", error_code=int(kind), times=2)
+                failed_at = len(self.fake.calls_to("sendMessage"))
+                if kind == "429":
+                    self.fake.fail_next("sendMessage", error_code=429, retry_after=1, times=3)
+                else:
+                    self.fake.fail_next("sendMessage", error_code=int(kind), times=2)
             self.injected[kind] += 1
 
 
@@ -136,6 +145,15 @@ def wait_until_drained(db: Database, timeout: float) -> bool:
     return False
 
 
+def unknown_reasons(db: Database) -> dict[str, int]:
+    """Why deliveries ended unknown (their last error, shortened)."""
+    with db.read() as session:
+        rows = session.execute(
+            select(DELIVERIES.c.last_error).where(DELIVERIES.c.state == "unknown")
+        ).all()
+    return dict(Counter((error or "")[:40] for (error,) in rows))
+
+
 def audit(db: Database, fake: FakeTelegram) -> dict[str, Any]:
     got = received(fake)
     unknown = set(in_state(db, "unknown"))
@@ -148,9 +166,21 @@ def audit(db: Database, fake: FakeTelegram) -> dict[str, Any]:
         "lost": sum(1 for d in wanted if d not in got and d not in unknown),
         "unknown": len(unknown),
         "unknown_never_received": sum(1 for d in unknown if d not in got),
+        "unknown_why": unknown_reasons(db),
         "admin_reports": sum(1 for m in fake.sent(ADMIN) if "⚠️" in (m.text or "")),
         "count_429": fake.count_429,
     }
+
+
+def tracebacks(log: Path) -> list[str]:
+    """Each traceback in the relay's log, with the line before it (what was being done)."""
+    lines = log.read_text(errors="replace").splitlines()
+    found = []
+    for n, line in enumerate(lines):
+        if line.startswith("Traceback"):
+            end = next((m for m in range(n + 1, len(lines)) if not lines[m].startswith(" ")), n)
+            found.append("\n".join(lines[max(n - 1, 0) : end + 1]))
+    return found
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -177,10 +207,10 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "seconds": time.monotonic() - started,
             "kills": len(kills),
             "faults": dict(faults.injected),
-            "tracebacks_in_log": (workdir / "relay.log")
-            .read_text(errors="replace")
-            .count("Traceback"),
+            "tracebacks_in_log": len(tracebacks(workdir / "relay.log")),
         }
+        for trace in tracebacks(workdir / "relay.log")[:3]:
+            print(trace, file=sys.stderr)
     return {"figures": figures, "kills": kills}
 
 
