@@ -13,7 +13,7 @@ import lxml.html  # type: ignore[import-untyped]
 from lxml import etree
 
 from feeds.models import FeedLink
-from feeds.normalize import clean_link, clean_text
+from feeds.normalize import clean_link, clean_text, strip_controls
 
 MAX_WELL_KNOWN = 6
 GENERIC_WHEN_DETECTED = 2
@@ -81,8 +81,14 @@ def decode_html(html: bytes) -> str:
     """Text of an HTML page whose declared encoding may be wrong.
 
     Valid UTF-8 with non-ASCII bytes is almost never anything else, so it wins over a
-    declared latin-1; then the <meta charset>; then cp1252, which never fails.
+    declared latin-1; then the <meta charset>; then cp1252, which never fails. Control
+    characters are dropped (lxml would read a NUL as U+FFFD, inside links too).
     """
+    return strip_controls(_decode(html))
+
+
+def _decode(html: bytes) -> str:
+    """The page's text, by the rules of `decode_html`."""
     if html.startswith((b"\xff\xfe", b"\xfe\xff")):
         return html.decode("utf-16", errors="replace")
     declared = _META_CHARSET.search(html[:4096])

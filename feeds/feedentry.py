@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from feeds.markup import HtmlBudget
 from feeds.models import FeedItem
 from feeds.normalize import (
     clean_link,
@@ -39,16 +40,19 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
 HTML_TYPES = ("text/html", "application/xhtml+xml", "html", "xhtml")
 
 
-def entry_to_item(entry: Any, url: str, *, with_content: bool = True) -> FeedItem | None:
+def entry_to_item(
+    entry: Any, url: str, *, with_content: bool = True, budget: HtmlBudget | None = None
+) -> FeedItem | None:
     """The item an entry describes, or None when it has nothing to show.
 
-    `with_content=False` skips sanitising the HTML content (the poller never stores it).
+    `with_content=False` skips sanitising the HTML content (the poller never stores it);
+    `budget` is the document's allowance of HTML cleaning, shared by all its entries.
     """
-    title = clean_text(_text(_get(entry, "title"))[:TITLE_MAX_CHARS] or None)
+    title = clean_text(_text(_get(entry, "title"))[:TITLE_MAX_CHARS] or None, budget=budget)
     link = _link(entry, url)
     summary_html = _text(_get(entry, "summary")) or None
     content, content_base = _content(entry, url)
-    summary = html_to_text(summary_html or content)
+    summary = html_to_text(summary_html or content, budget=budget)
     if not (title or link or summary):
         return None
     body = content or summary_html
@@ -58,8 +62,8 @@ def entry_to_item(entry: Any, url: str, *, with_content: bool = True) -> FeedIte
         guid=_text(_get(entry, "id")).strip() or None,
         published=_published(entry),
         summary=summary,
-        image=_image(entry, url, body, content_base),
-        content_html=sanitize_html(body, content_base) if with_content else None,
+        image=_image(entry, url, body, content_base, budget),
+        content_html=sanitize_html(body, content_base, budget=budget) if with_content else None,
     )
 
 
@@ -110,13 +114,15 @@ def _published(entry: Any) -> datetime | None:
     return None
 
 
-def _image(entry: Any, url: str, html: str | None, html_base: str) -> str | None:
+def _image(
+    entry: Any, url: str, html: str | None, html_base: str, budget: HtmlBudget | None
+) -> str | None:
     """The post's own picture (see the module docstring for the order)."""
     for raw in _image_candidates(entry):
         image = clean_link(raw or None, url)
         if image and not is_avatar(image):
             return image
-    image = first_image_in_html(html, html_base) if html else None
+    image = first_image_in_html(html, html_base, budget=budget) if html else None
     return image if image and not is_avatar(image) else None
 
 

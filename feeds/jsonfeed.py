@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from feeds.errors import NotAFeedError
+from feeds.markup import HtmlBudget
 from feeds.models import FeedItem, ParsedFeed
 from feeds.normalize import (
     clean_link,
@@ -26,6 +27,7 @@ from feeds.normalize import (
     is_avatar,
     parse_date,
     sanitize_html,
+    scrub_feed,
 )
 
 # PHP's json_encode escapes slashes: "https:\/\/jsonfeed.org\/version\/1".
@@ -46,13 +48,15 @@ def parse_json_feed(content: bytes, url: str) -> ParsedFeed:
     items = document.get("items")
     if not isinstance(items, list):
         raise NotAFeedError(url, "JSON Feed without an items list")
-    parsed = (_item(item, base) for item in items if isinstance(item, dict))
-    return ParsedFeed(
+    budget = HtmlBudget()
+    parsed = (_item(item, base, budget) for item in items if isinstance(item, dict))
+    feed = ParsedFeed(
         kind="json",
-        title=clean_text(_str(document.get("title"))),
+        title=clean_text(_str(document.get("title")), budget=budget),
         link=clean_link(_str(document.get("home_page_url")), base),
         items=tuple(item for item in parsed if item is not None),
     )
+    return scrub_feed(feed)
 
 
 def _load(content: bytes, url: str) -> dict[str, Any]:
@@ -78,13 +82,13 @@ def _base(document: dict[str, Any], url: str) -> str:
     return url
 
 
-def _item(item: dict[str, Any], base: str) -> FeedItem | None:
+def _item(item: dict[str, Any], base: str, budget: HtmlBudget) -> FeedItem | None:
     """One item, or None when it has nothing to show."""
-    title = clean_text((_str(item.get("title")) or "")[:TITLE_MAX_CHARS] or None)
+    title = clean_text((_str(item.get("title")) or "")[:TITLE_MAX_CHARS] or None, budget=budget)
     link = clean_link(_str(item.get("url")) or _str(item.get("external_url")), base)
     body = _str(item.get("content_html")) or _text_as_html(_str(item.get("content_text")))
     # `summary` is plain text by the spec, but PHP plugins put entities in it: read it as HTML.
-    summary = html_to_text(_str(item.get("summary")) or body)
+    summary = html_to_text(_str(item.get("summary")) or body, budget=budget)
     if not (title or link or summary):
         return None
     return FeedItem(
@@ -93,8 +97,8 @@ def _item(item: dict[str, Any], base: str) -> FeedItem | None:
         guid=_guid(item.get("id")),
         published=_date(item),
         summary=summary,
-        image=_image(item, base, body),
-        content_html=sanitize_html(body, base),
+        image=_image(item, base, body, budget),
+        content_html=sanitize_html(body, base, budget=budget),
     )
 
 
@@ -112,13 +116,13 @@ def _date(item: dict[str, Any]) -> datetime | None:
     )
 
 
-def _image(item: dict[str, Any], base: str, body: str | None) -> str | None:
+def _image(item: dict[str, Any], base: str, body: str | None, budget: HtmlBudget) -> str | None:
     """The item's picture: image, banner_image, else the first one in its content."""
     for key in ("image", "banner_image"):
         image = clean_link(_str(item.get(key)), base)
         if image and not is_avatar(image):
             return image
-    image = first_image_in_html(body, base) if body else None
+    image = first_image_in_html(body, base, budget=budget) if body else None
     return image if image and not is_avatar(image) else None
 
 

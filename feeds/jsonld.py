@@ -14,6 +14,7 @@ from urllib.parse import urljoin
 
 from lxml import etree  # type: ignore[import-untyped]
 
+from feeds.markup import HtmlBudget
 from feeds.models import FeedItem
 from feeds.normalize import clean_link, clean_text, html_to_text, is_avatar, parse_date
 
@@ -38,14 +39,16 @@ _EVENT_DATES = ("datePublished",)
 _COMMENT_WRAPPER = re.compile(r"^\s*(?:<!--|//\s*<!\[CDATA\[)|(?:-->|//\s*\]\]>)\s*$")
 
 
-def jsonld_items(root: etree._Element, base: str) -> list[FeedItem]:
+def jsonld_items(
+    root: etree._Element, base: str, *, budget: HtmlBudget | None = None
+) -> list[FeedItem]:
     """Items from every JSON-LD block of a page; unreadable blocks are skipped."""
     blocks = list(_blocks(root))
     index: dict[str, Node] = {}
     try:
         nodes = [node for block in blocks for node in _walk(block)]
         _index(blocks, index)
-        return [_item(node, _kind(node), index, base) for node in _drop_variants(nodes)]
+        return [_item(node, index, base, budget) for node in _drop_variants(nodes)]
     except RecursionError:  # absurdly deep JSON: not a real page's data
         return []
 
@@ -124,18 +127,19 @@ def _drop_variants(nodes: list[Node]) -> list[Node]:
     return kept
 
 
-def _item(node: Node, kind: str | None, index: dict[str, Node], base: str) -> FeedItem:
+def _item(node: Node, index: dict[str, Node], base: str, budget: HtmlBudget | None) -> FeedItem:
     """One FeedItem from an article, event or product node."""
     link = _link(node, base)
     ident = _text(node.get("@id"))
     # An event's startDate says when it happens, not when it was announced.
-    dates = _EVENT_DATES if kind == "event" else _POST_DATES
+    dates = _EVENT_DATES if _kind(node) == "event" else _POST_DATES
+    description = _text(node.get("description")) or _text(node.get("articleBody"))
     return FeedItem(
-        title=clean_text(_text(node.get("headline")) or _text(node.get("name"))),
+        title=clean_text(_text(node.get("headline")) or _text(node.get("name")), budget=budget),
         link=link,
         guid=_guid(ident, base) or link,
         published=next((d for k in dates if (d := parse_date(_text(node.get(k))))), None),
-        summary=html_to_text(_text(node.get("description")) or _text(node.get("articleBody"))),
+        summary=html_to_text(description, budget=budget),
         image=_image(node.get("image"), index, base),
     )
 

@@ -1,9 +1,17 @@
 """Normalise feed and page fields: titles, links, dates, summaries, images, HTML.
 
 Pure functions, no I/O. Every HTML parse goes through nh3 (ammonia + html5ever, a Rust
-HTML5 parser): it is linear on hostile input and its output is a canonical serialisation,
-which the few regular expressions below rely on (``<`` in text always comes out as ``&lt;``,
-attributes always double-quoted).
+HTML5 parser), whose output is a canonical serialisation that the few regular expressions
+below rely on (``<`` in text always comes out as ``&lt;``, attributes always double-quoted).
+html5ever is not linear on hostile markup (deep nesting, thousands of attributes): a fragment
+with many tags is bounded first by `feeds.markup` (or, for its text, read by
+`feeds.markup.plain_text`), and a document's parser passes one `HtmlBudget` to the HTML
+functions so that the whole document, not each field, has one allowance of cleaning. Past
+it, text fields are read as plain text and the optional ones (sanitised content, a picture
+found in the content) are left out.
+
+Control characters: `strip_controls` (text) and `strip_url_controls` (links) are the one place
+they are removed; `scrub_feed` applies them to every field a parser produces.
 """
 
 from __future__ import annotations
@@ -11,33 +19,35 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import nh3
 from dateutil import parser as dateutil_parser
 from dateutil import tz as dateutil_tz
 
+from feeds.markup import (
+    BLOCK_TAGS,
+    HIDDEN_CONTENT_TAGS,
+    HtmlBudget,
+    bound_markup,
+    needs_bounding,
+    plain_text,
+)
+from feeds.models import FeedItem, ParsedFeed
+
 SUMMARY_MAX_CHARS = 500
 MAX_TEXT_CHARS = 10_000  # a title longer than this is garbage or an attack
 MAX_HTML_CHARS = 200_000  # nh3 slows quadratically on long runs of escaped text: bound it
+IMAGE_WINDOW_CHARS = 20_000  # read after a fragment's first <img>: its picture is near
 MAX_URL_CHARS = 4096
 MAX_DATE_CHARS = 200
 MIN_YEAR, MAX_YEAR = 1970, 2999  # outside: placeholder dates ("0000-00-00") or garbage
 
 TRACKING_PARAMS = frozenset({"fbclid", "gclid", "mc_cid", "mc_eid"})  # and utm_*, any case
 
-# Elements whose text is not content. The rawtext ones (textarea, title, xmp...) would
-# otherwise come out as text that looks like markup ("<script>" inside <textarea>).
-_HIDDEN_CONTENT_TAGS = frozenset(
-    {"script", "style", "template", "textarea", "title", "xmp", "noscript"}
-    | {"iframe", "noembed", "noframes", "object", "svg", "math", "select"}
-)
-_BLOCK_TAGS = frozenset(
-    {"p", "div", "br", "hr", "li", "ul", "ol", "dl", "dt", "dd", "table", "tr", "td", "th"}
-    | {"h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "figure", "figcaption"}
-    | {"section", "article", "header", "footer", "aside", "nav", "main", "address"}
-)
 _SAFE_TAGS = frozenset(
     {"p", "br", "a", "b", "strong", "i", "em", "ul", "ol", "li", "blockquote", "img"}
     | {"h1", "h2", "h3", "h4", "h5", "h6", "figure", "figcaption", "pre", "code"}
@@ -49,13 +59,62 @@ _IMAGE_SOURCE_ATTRIBUTES = ("src", "data-src", "data-lazy-src", "data-original")
 # Safe only on nh3 output: there a tag never contains a bare ">" or "<".
 _TAG_RE = re.compile(r"<[^<>]*>")
 _IMG_RE = re.compile(r"<img\b[^<>]*>")
+_IMG_START_RE = re.compile(r"<img", re.I)
+_HIDDEN_START_RE = re.compile("|".join(f"<{tag}" for tag in sorted(HIDDEN_CONTENT_TAGS)), re.I)
 _ATTR_RE = re.compile(r'([\w-]+)="([^"]*)"')
 # Something in plain text that an HTML parser would read as markup.
 _MARKUP_LIKE_RE = re.compile(r"<[a-zA-Z/!?]")
 _SPACE_RE = re.compile(r"\s+")  # str patterns: \s covers U+00A0, U+202F, U+2009...
+# C0 controls but tab, newline and carriage return, and DEL: never meaningful in feed text.
+_TEXT_CONTROLS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_URL_CONTROLS_RE = re.compile("[\x00-\x1f\x7f]")  # browsers drop them from URLs too
 
 
-def clean_text(raw: str | None) -> str | None:
+def strip_controls(text: str) -> str:
+    """``text`` without control characters (tab, newline and carriage return are kept)."""
+    return _TEXT_CONTROLS_RE.sub("", text)
+
+
+def strip_url_controls(url: str) -> str:
+    """``url`` without any control character (tab and newline included) or surrounding space.
+
+    Spaces inside a URL are left alone: the link's identity must not change for them.
+    """
+    return _URL_CONTROLS_RE.sub("", url).strip()
+
+
+def scrub_item(item: FeedItem) -> FeedItem:
+    """``item`` with control characters removed from every field (see the module docstring)."""
+    return replace(
+        item,
+        title=_scrub_text(item.title),
+        link=_scrub_url(item.link),
+        guid=_scrub_text(item.guid),
+        summary=_scrub_text(item.summary),
+        image=_scrub_url(item.image),
+        content_html=_scrub_text(item.content_html),
+    )
+
+
+def scrub_feed(feed: ParsedFeed) -> ParsedFeed:
+    """A parsed document with control characters removed from all its fields and items."""
+    return replace(
+        feed,
+        title=_scrub_text(feed.title),
+        link=_scrub_url(feed.link),
+        items=tuple(scrub_item(item) for item in feed.items),
+    )
+
+
+def _scrub_text(text: str | None) -> str | None:
+    return (strip_controls(text) or None) if text else None
+
+
+def _scrub_url(url: str | None) -> str | None:
+    return (strip_url_controls(url) or None) if url else None
+
+
+def clean_text(raw: str | None, *, budget: HtmlBudget | None = None) -> str | None:
     """Plain text from a title-like field; None when nothing is left.
 
     Tags are removed (script/style with their text), entities decoded, and decoded once
@@ -63,12 +122,12 @@ def clean_text(raw: str | None) -> str | None:
     """
     if not raw:
         return None
-    text = _markup_to_text(raw[:MAX_TEXT_CHARS])
+    text = _markup_to_text(strip_controls(raw[:MAX_TEXT_CHARS]), budget)
     if html.unescape(text) != text or _MARKUP_LIKE_RE.search(text):
-        text = _markup_to_text(text)
+        text = _markup_to_text(text, budget)
     if _MARKUP_LIKE_RE.search(text):
         # The second decoding revealed markup again: remove it, decode no further.
-        text = _markup_to_text(text.replace("&", "&amp;"))
+        text = _markup_to_text(text.replace("&", "&amp;"), budget)
     return _collapse_spaces(text) or None
 
 
@@ -96,7 +155,7 @@ def clean_link(raw: str | None, base: str | None) -> str | None:
     """Absolute http(s) link without tracking parameters, or None."""
     if not raw or len(raw) > MAX_URL_CHARS:
         return None
-    link = raw.strip()
+    link = strip_url_controls(raw)  # before any judgement: "java\0script:" is "javascript:"
     try:
         if base:
             link = urljoin(base.strip(), link)
@@ -229,7 +288,9 @@ def _as_plausible_utc(value: datetime, assume: tzinfo) -> datetime | None:
 # -- HTML --------------------------------------------------------------------------------
 
 
-def html_to_text(html: str | None, max_chars: int = SUMMARY_MAX_CHARS) -> str | None:
+def html_to_text(
+    html: str | None, max_chars: int = SUMMARY_MAX_CHARS, *, budget: HtmlBudget | None = None
+) -> str | None:
     """Plain-text summary of an HTML fragment, bounded at a word boundary.
 
     Blocks become spaces, hidden elements (script, style) vanish; when cut, the text ends
@@ -237,23 +298,39 @@ def html_to_text(html: str | None, max_chars: int = SUMMARY_MAX_CHARS) -> str | 
     """
     if not html:
         return None
-    text = _markup_to_text(html[:MAX_HTML_CHARS])
+    text = _markup_to_text(strip_controls(html[:MAX_HTML_CHARS]), budget)
     if _MARKUP_LIKE_RE.search(text):
         # Escaped markup in a summary ("&lt;p&gt;..."): read it once more.
-        text = _markup_to_text(text)
+        text = _markup_to_text(text, budget)
     return _truncate(_collapse_spaces(text), max_chars) or None
 
 
-def _markup_to_text(fragment: str) -> str:
-    """Text of an HTML fragment, entities decoded once, blocks as spaces (not collapsed)."""
+def _markup_to_text(fragment: str, budget: HtmlBudget | None) -> str:
+    """Text of an HTML fragment, entities decoded once, blocks as spaces (not collapsed).
+
+    A fragment whose shape could make nh3 slow is read by `plain_text` (linear, and close
+    enough for a summary), as is every fragment once the document's budget is spent.
+    """
+    if needs_bounding(fragment) or (budget is not None and not budget.take(len(fragment))):
+        return plain_text(fragment)
     kept = nh3.clean(
         fragment,
-        tags=set(_BLOCK_TAGS),
-        clean_content_tags=set(_HIDDEN_CONTENT_TAGS),
+        tags=set(BLOCK_TAGS),
+        clean_content_tags=set(HIDDEN_CONTENT_TAGS),
         attributes={},
         link_rel=None,
     )
     return html.unescape(_TAG_RE.sub(" ", kept))
+
+
+def _clean_html(fragment: str, budget: HtmlBudget | None, **options: Any) -> str | None:
+    """nh3's cleaning of a fragment, bounded first when its shape calls for it (see
+    `feeds.markup`); None once the document's budget is spent."""
+    bounded = needs_bounding(fragment)
+    tags = fragment.count("<") if bounded else 0
+    if budget is not None and not budget.take(len(fragment), tags):
+        return None
+    return nh3.clean(bound_markup(fragment) if bounded else fragment, **options)
 
 
 def _truncate(text: str, max_chars: int) -> str:
@@ -280,48 +357,59 @@ def _fold_accents(text: str) -> str:
     return "".join(char for char in decomposed if not unicodedata.combining(char))
 
 
-def sanitize_html(html: str | None, base: str | None) -> str | None:
-    """Safe HTML (nh3): no scripts, no event handlers, links absolute and http(s) only."""
+def sanitize_html(
+    html: str | None, base: str | None, *, budget: HtmlBudget | None = None
+) -> str | None:
+    """Safe HTML (nh3): no scripts, no event handlers, links absolute and http(s) only.
+
+    None once the document's budget is spent (the content is optional; the summary is not).
+    """
     if not html:
         return None
+    fragment = strip_controls(html[:MAX_HTML_CHARS])
 
     def absolute_urls(tag: str, attribute: str, value: str) -> str | None:
         if attribute in _URL_ATTRIBUTES:
             return clean_link(value, base)
         return value
 
-    cleaned = nh3.clean(
-        html[:MAX_HTML_CHARS],
+    cleaned = _clean_html(
+        fragment,
+        budget,
         tags=set(_SAFE_TAGS),
-        clean_content_tags=set(_HIDDEN_CONTENT_TAGS),
+        clean_content_tags=set(HIDDEN_CONTENT_TAGS),
         attributes=_SAFE_ATTRIBUTES,
         attribute_filter=absolute_urls,
         url_schemes={"http", "https"},
         link_rel="noopener noreferrer nofollow",
-    ).strip()
-    return cleaned or None
+    )
+    return (cleaned.strip() or None) if cleaned is not None else None
 
 
-def first_image_in_html(html: str | None, base: str | None) -> str | None:
+def first_image_in_html(
+    html: str | None, base: str | None, *, budget: HtmlBudget | None = None
+) -> str | None:
     """The first <img> of a fragment that can stand for the post: absolute http(s), no avatar,
-    no tracking pixel. Lazy-loading attributes (data-src...) are read when src is unusable."""
+    no tracking pixel. Lazy-loading attributes (data-src...) are read when src is unusable.
+    None once the document's budget is spent."""
     if not html:
         return None
-    lowered = html.lower()
-    start = lowered.find("<img")
-    if start < 0:
+    first = _IMG_START_RE.search(html)
+    if first is None:
         return None  # most posts have no picture in their text: skip the HTML pass
-    if any(f"<{tag}" in lowered[:start] for tag in _HIDDEN_CONTENT_TAGS):
-        start = 0  # that first "<img" may sit inside a script: read the whole fragment
-    images = nh3.clean(
-        html[start : start + MAX_HTML_CHARS],
+    start, end = first.start(), first.start() + IMAGE_WINDOW_CHARS
+    if _HIDDEN_START_RE.search(html, 0, start):
+        start, end = 0, MAX_HTML_CHARS  # that "<img" may sit inside a script: read it all
+    images = _clean_html(
+        strip_controls(html[start:end]),
+        budget,
         tags={"img"},
-        clean_content_tags=set(_HIDDEN_CONTENT_TAGS),
+        clean_content_tags=set(HIDDEN_CONTENT_TAGS),
         attributes={"img": {*_IMAGE_SOURCE_ATTRIBUTES, "width", "height"}},
         url_schemes={"http", "https"},
         link_rel=None,
     )
-    for tag in _IMG_RE.findall(images):
+    for tag in _IMG_RE.findall(images or ""):
         image = _image_source(dict(_ATTR_RE.findall(tag)), base)
         if image:
             return image

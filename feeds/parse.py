@@ -8,7 +8,10 @@ Rules:
 
 - Kind: sniffed from the first bytes (BOM, whitespace, XML declaration, comments and a non-HTML
   doctype skipped); the Content-Type is only a hint for documents the sniff cannot place.
-- Encoding, bare ampersands, captions, huge authors: see `feeds.xmlprep`.
+- Encoding, bare ampersands, captions, huge authors, DTD entities: see `feeds.xmlprep` (a
+  document whose entities would expand too far is refused, `EntitiesRefusedError`).
+- HTML fields share one budget per document (`feeds.markup.HtmlBudget`); control characters
+  are removed from every field (`feeds.normalize.scrub_feed`).
 - Truncation: a document whose root element is not closed at its end (trailing whitespace and
   comments aside) was cut. Then the k-th entry is kept only if the document holds at least k
   closing ``</item>`` / ``</entry>`` tags: a cut item never survives; items complete before the
@@ -31,8 +34,9 @@ import feedparser
 from feeds.errors import NotAFeedError
 from feeds.feedentry import entry_to_item
 from feeds.jsonfeed import is_json_feed, parse_json_feed
+from feeds.markup import HtmlBudget
 from feeds.models import FeedItem, FeedKind, ParsedFeed
-from feeds.normalize import clean_link, clean_text
+from feeds.normalize import clean_link, clean_text, scrub_feed
 from feeds.xmlprep import closed_entries, decode_document, feedparser_input, is_truncated
 
 DocumentKind = Literal["rss", "atom", "rdf", "json", "html", "unknown"]
@@ -88,7 +92,7 @@ def parse_feed(
     if kind == "html":
         raise NotAFeedError(url, "an HTML page, not a feed")
     text = decode_document(content, charset)
-    parsed = _feedparser(text)
+    parsed = _feedparser(text, url)
     version = str(parsed.get("version") or "")
     entries = list(parsed.get("entries") or [])
     feed_kind = _feed_kind(version, kind, has_entries=bool(entries))
@@ -97,14 +101,17 @@ def parse_feed(
     truncated = is_truncated(text)
     if truncated:  # a cut entry never survives; those closed before the cut do
         entries = entries[: closed_entries(text, "entry" if feed_kind == "atom" else "item")]
-    return ParsedFeed(
+    budget = HtmlBudget()
+    items = (entry_to_item(e, url, with_content=with_content, budget=budget) for e in entries)
+    feed = ParsedFeed(
         kind=feed_kind,
-        title=clean_text(_field(parsed["feed"], "title")),
+        title=clean_text(_field(parsed["feed"], "title"), budget=budget),
         link=_feed_link(parsed["feed"], url),
-        items=_unique(entry_to_item(entry, url, with_content=with_content) for entry in entries),
+        items=_unique(items),
         ttl_minutes=_ttl(_field(parsed["feed"], "ttl")),
         malformed=truncated or bool(parsed.get("bozo")),
     )
+    return scrub_feed(feed)
 
 
 def _sniff_text(content: bytes) -> str:
@@ -130,11 +137,11 @@ def _feed_kind(version: str, sniffed: DocumentKind, *, has_entries: bool) -> Fee
     return None
 
 
-def _feedparser(text: str) -> Any:
+def _feedparser(text: str, url: str) -> Any:
     """feedparser's result for the document; Any stays at this boundary."""
     # A BytesIO, never bytes or str: feedparser opens a bytes value that names a local file.
     return feedparser.parse(
-        io.BytesIO(feedparser_input(text)),
+        io.BytesIO(feedparser_input(text, url)),
         sanitize_html=False,
         resolve_relative_uris=False,
         # No Content-Location: feedparser would resolve guids against the fetch URL, and a guid

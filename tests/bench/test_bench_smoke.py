@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench import dedupe, deliver, fairness, poll
+from bench import dedupe, deliver, digests, fairness, hostile, poll
 
 Main = Callable[[list[str]], dict[str, Any]]
 
@@ -41,10 +41,22 @@ def json_line(out: str) -> dict[str, Any]:
             id="dedupe",
         ),
         pytest.param(
+            digests.main,
+            ["--subscribers", "30", "--items", "20", "--businesses", "5"],
+            {"composed", "cpu_s", "digests_per_s", "longest_block_ms", "p99_block_ms"},
+            id="digests",
+        ),
+        pytest.param(
             fairness.main,
             ["--businesses", "6", "--busy-per-day", "6", "--days", "2"],
             {"policies"},
             id="fairness",
+        ),
+        pytest.param(
+            hostile.main,
+            ["--only", "author_comment", "--timeout", "60"],
+            {"cases"},
+            id="hostile",
         ),
     ],
 )
