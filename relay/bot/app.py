@@ -13,14 +13,16 @@ from datetime import timedelta
 from typing import Any
 
 from telegram import Update
-from telegram.error import TelegramError
-from telegram.ext import Application, ApplicationBuilder
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler
 
 from feeds.fetch import Fetcher
 from relay.bot import business, commands, moderators, subscribers
-from relay.bot.common import Context, reply
+from relay.bot.common import Context, language, reply
+from relay.bot.ratelimit import ChatRateLimiter, PerChatProcessor
 from relay.bot.services import Services
 from relay.clock import utcnow
+from relay.i18n import text
 from relay.settings import Settings
 from relay.wire import sender_bot
 from relay.worker import Worker
@@ -33,11 +35,21 @@ log = logging.getLogger(__name__)
 App = Application[Any, Any, Any, Any, Any, Any]
 
 
-def build_application(services: Services) -> App:
-    """The Application with every handler, talking to `TELEGRAM_API_BASE_URL` if set."""
+def build_application(services: Services, limiter: ChatRateLimiter | None = None) -> App:
+    """The Application with every handler, talking to `TELEGRAM_API_BASE_URL` if set.
+
+    Replies wait for their turn within Telegram's limits (`limiter`, by default one message a
+    second per chat and 29 a second overall); each chat's updates are handled in order,
+    different chats at the same time.
+    """
     settings = services.settings
     assert settings.telegram_token
-    builder = ApplicationBuilder().token(settings.telegram_token)
+    builder = (
+        ApplicationBuilder()
+        .token(settings.telegram_token)
+        .rate_limiter(limiter or ChatRateLimiter())
+        .concurrent_updates(PerChatProcessor())
+    )
     if settings.telegram_api_base_url:
         base = settings.telegram_api_base_url
         builder = builder.base_url(base).base_file_url(base.replace("/bot", "/file/bot", 1))
@@ -45,18 +57,49 @@ def build_application(services: Services) -> App:
     app.bot_data["services"] = services
     for module in (business, moderators, subscribers, commands):
         app.add_handlers(module.handlers())
+    app.add_handler(CallbackQueryHandler(commands.check_button), group=-1)  # at the edge
+    app.add_handler(CallbackQueryHandler(commands.unknown_button))  # last: what none took
     app.add_error_handler(on_error)
     return app
 
 
 async def on_error(update: object, context: Context) -> None:
     """Log it; tell the person something went wrong, in their language, when we can."""
-    log.error("handler failed", exc_info=context.error)
-    if isinstance(update, Update) and update.effective_chat is not None:
+    error = context.error
+    if _not_a_bug(error):
+        log.warning("could not answer %s: %s", _chat_of(update), error)
+        return
+    log.error("handler failed", exc_info=error)
+    if isinstance(update, Update):
         try:
-            await reply(update, context, "error.internal")
+            await _apologise(update, context)
         except TelegramError:
             log.warning("could not tell the user about the error")
+
+
+async def _apologise(update: Update, context: Context) -> None:
+    """In the button's answer if it is still unanswered, else in a message."""
+    query = update.callback_query
+    if query is not None:
+        try:
+            await query.answer(text(language(update, context), "error.internal"), show_alert=True)
+            return
+        except BadRequest:  # answered already, or too late: say it in the chat
+            pass
+    if update.effective_chat is not None:
+        await reply(update, context, "error.internal")
+
+
+def _not_a_bug(error: Exception | None) -> bool:
+    """Blocked meanwhile, flooded twice, or a button answered too late (the bot was slow)."""
+    if isinstance(error, BadRequest):
+        return "query is too old" in error.message.lower()
+    return isinstance(error, Forbidden | RetryAfter)
+
+
+def _chat_of(update: object) -> int | None:
+    chat = update.effective_chat if isinstance(update, Update) else None
+    return chat.id if chat else None
 
 
 def ensure_admins(db: Database, settings: Settings) -> None:

@@ -34,7 +34,15 @@ from relay.bot.chat import (
     typed_text,
     user_data,
 )
-from relay.bot.common import Context, argument, language, services, user_id
+from relay.bot.common import (
+    Context,
+    argument,
+    excerpt,
+    language,
+    plain_excerpt,
+    services,
+    user_id,
+)
 from relay.categories import CATEGORIES
 from relay.i18n import text
 from relay.notices import error_sentence
@@ -59,6 +67,7 @@ from storage.sources import SourceExistsError
 ASK_URL, ASK_NAME, ASK_CATEGORY, ASK_CITY, CONFIRM = range(5)
 DRAFT = "register.draft"  # user_data keys
 AT_ONCE = "register.at_once"
+URL_EXCERPT = 100  # characters of a typed address shown back
 
 
 def _draft(context: Context) -> Draft:
@@ -104,7 +113,9 @@ async def _look(update: Update, context: Context, typed: str) -> Found | None:
         with wired.db.read() as session:
             check_free(session, found)
     except FeedError as exc:
-        reason = escape(error_sentence(exc.code, exc.url, exc.detail, lang))
+        # What was typed may be thousands of characters: only an excerpt is shown back.
+        url, detail = plain_excerpt(exc.url, URL_EXCERPT), plain_excerpt(exc.detail, URL_EXCERPT)
+        reason = escape(error_sentence(exc.code, url, detail, lang))
         await send(update, context, reason + "\n" + text(lang, "register.try_again"))
         return None
     except SourceExistsError as exc:
@@ -119,7 +130,7 @@ async def _look(update: Update, context: Context, typed: str) -> Found | None:
 async def _read(update: Update, context: Context, typed: str, lang: str) -> Found:
     """Say we are looking (reading a site can take seconds), then read it."""
     url = candidate_url(typed)
-    await send(update, context, text(lang, "register.looking", url=escape(url)))
+    await send(update, context, text(lang, "register.looking", url=excerpt(url, URL_EXCERPT)))
     wired = services(context)
     probes = wired.settings.fetch.max_probes
     return found_in(await read_source(wired.fetcher, url, max_probes=probes))
@@ -251,11 +262,11 @@ def _registration() -> ConversationHandler[Context]:
         states={
             ASK_URL: [
                 MessageHandler(TYPED, got_url, block=False),
-                CallbackQueryHandler(no_website, pattern=r"^reg:nosite$"),
+                CallbackQueryHandler(no_website, pattern=r"^reg:nosite\Z"),
             ],
             ASK_NAME: [
                 MessageHandler(TYPED, got_name),
-                CallbackQueryHandler(name_proposed, pattern=r"^reg:name$"),
+                CallbackQueryHandler(name_proposed, pattern=r"^reg:name\Z"),
             ],
             ASK_CATEGORY: [
                 CallbackQueryHandler(got_category, pattern=r"^reg:cat:"),
@@ -263,8 +274,8 @@ def _registration() -> ConversationHandler[Context]:
             ],
             ASK_CITY: [MessageHandler(TYPED, got_city)],
             CONFIRM: [
-                CallbackQueryHandler(confirmed, pattern=r"^reg:ok$"),
-                CallbackQueryHandler(declined, pattern=r"^reg:no$"),
+                CallbackQueryHandler(confirmed, pattern=r"^reg:ok\Z"),
+                CallbackQueryHandler(declined, pattern=r"^reg:no\Z"),
                 MessageHandler(TYPED, use_buttons),
             ],
         },

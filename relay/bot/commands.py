@@ -19,9 +19,18 @@ from telegram import (
 )
 from telegram.constants import ChatType
 from telegram.error import TelegramError
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
+from telegram.ext import ApplicationHandlerStop, BaseHandler, CallbackQueryHandler, CommandHandler
 
-from relay.bot.common import Context, language, reply, role, services, user_id
+from relay.bot.common import (
+    BUTTON_DATA,
+    Context,
+    excerpt,
+    language,
+    reply,
+    role,
+    services,
+    user_id,
+)
 from relay.bot.subscribers import confirm_subscription, edit_in_place, send
 from relay.i18n import LANGUAGES, text
 from relay.settings import Settings
@@ -45,6 +54,7 @@ OWNERS: tuple[str, ...] = ("post", "sources", "remove")
 MODERATORS: tuple[str, ...] = ("queue", "trust", "untrust", "suspend", "stats")
 ADMINS: tuple[str, ...] = ("addmod", "delmod")
 LANGUAGE_PREFIX = "lang:"
+NAME_EXCERPT = 64  # Telegram's longest first name
 Handler = BaseHandler[Update, Context, Any]
 
 
@@ -103,7 +113,7 @@ async def start(update: Update, context: Context) -> None:
     user = update.effective_user
     assert user is not None
     assert update.effective_chat is not None
-    await reply(update, context, "start.welcome", name=escape(user.first_name))
+    await reply(update, context, "start.welcome", name=excerpt(user.first_name, NAME_EXCERPT))
     if update.effective_chat.type != ChatType.PRIVATE:
         await confirm_subscription(update, context)
 
@@ -138,11 +148,30 @@ async def on_language(update: Update, context: Context) -> None:
     uid, found = user_id(update), services(context)
     with found.db.write() as session:
         people.choose_language(session, uid, chosen, found.clock())
-    await query.answer()
-    await edit_in_place(query, text(chosen, "language.chosen"))
+    confirmed = text(chosen, "language.chosen")
+    shown = await edit_in_place(query, confirmed)
+    await query.answer(None if shown else confirmed)  # a deleted menu: said in the answer
     team_role = role(context, uid)
     if team_role:  # a moderator's own menu follows their language
         await publish_for(context.bot, uid, team_role, chosen)
+
+
+async def check_button(update: Update, context: Context) -> None:
+    """Every press first: data of a button the bot never drew is answered here and stops."""
+    query = update.callback_query
+    assert query is not None
+    if isinstance(query.data, str) and BUTTON_DATA.fullmatch(query.data):
+        return  # on to the button's own handler
+    await unknown_button(update, context)
+    raise ApplicationHandlerStop
+
+
+async def unknown_button(update: Update, context: Context) -> None:
+    """A press no handler takes (old, forged or empty data): say the button no longer works."""
+    query = update.callback_query
+    assert query is not None
+    log.info("unknown button data %r", (query.data or "")[:64])
+    await query.answer(text(language(update, context), "button.unknown"), show_alert=True)
 
 
 # --- Menus (setMyCommands) -----------------------------------------------------------------------

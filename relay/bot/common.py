@@ -1,4 +1,5 @@
-"""Shared handler plumbing: services, the user's language, roles, replies.
+"""Shared handler plumbing: services, the user's language, roles, replies, and what
+people type checked at the edge (ids, excerpts of their words).
 
 A person's language is what they chose with /language, else French when their Telegram
 language starts with "fr", else English.
@@ -6,6 +7,7 @@ language starts with "fr", else English.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from telegram import Update
@@ -14,9 +16,24 @@ from telegram.ext import ContextTypes
 
 from relay.bot.services import Services
 from relay.i18n import language_for, text
+from relay.telegram_html import escape, truncate_text
 from storage import people
 
 Context = ContextTypes.DEFAULT_TYPE
+MAX_ID = 2**52  # Telegram's ids (and ours) stay within 52 bits
+# An id in callback data: 1 to 15 digits, so always below MAX_ID. Use with re.fullmatch
+# or as a pattern piece ending with \Z ("$" also matches before a final newline).
+ID = r"[1-9][0-9]{0,14}"
+EXCERPT = 60  # characters of what someone typed that we show back
+# The shape of every button's data the bot draws (registration, /post, /remove, /sources,
+# moderation cards, /settings panel, /language); handlers check the details. A press with
+# anything else (forged, empty, from an older bot) is answered at the edge and goes no
+# further: PTB would hand empty data to the first button handler it finds.
+BUTTON_DATA = re.compile(
+    rf"reg:(?:nosite|name|ok|no|cat:[a-z_]{{1,32}})|post:{ID}|rm:(?:{ID}(?::y)?|n)|rs:{ID}"
+    rf"|m:[ib]:[art]:{ID}|set:[a-z0-9_:]{{1,40}}|lang:[a-z]{{2}}"
+)
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def services(context: Context) -> Services:
@@ -63,3 +80,22 @@ async def reply(update: Update, context: Context, key: str, **values: Any) -> No
 def argument(context: Context) -> str:
     """The text after a command (`/register https://…` → the URL)."""
     return " ".join(context.args or []).strip()
+
+
+def excerpt(typed: str, limit: int = EXCERPT) -> str:
+    """What someone typed, shown back: one line, at most `limit` characters (…), HTML-escaped."""
+    return escape(plain_excerpt(typed, limit))
+
+
+def plain_excerpt(typed: str, limit: int = EXCERPT) -> str:
+    """`excerpt` before escaping, for a sentence that is escaped as a whole."""
+    return truncate_text(" ".join(typed.split()), limit)
+
+
+def typed_id(typed: str) -> int | None:
+    """A positive id a person typed (a Telegram user, a business): 1 to 2^52, else None."""
+    digits = typed.strip()
+    if len(digits) > 16 or not _DIGITS.fullmatch(digits):  # 2^52 has 16 digits
+        return None
+    number = int(digits)
+    return number if 0 < number <= MAX_ID else None

@@ -4,6 +4,7 @@ request, checked against the database by `relay.moderation.decide`."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from functools import wraps
@@ -12,9 +13,19 @@ from telegram import MessageOriginUser, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from relay import moderation
-from relay.bot.common import Context, argument, language, reply, role, services
+from relay.bot.common import (
+    ID,
+    Context,
+    argument,
+    excerpt,
+    language,
+    reply,
+    role,
+    services,
+    typed_id,
+)
 from relay.i18n import text
-from relay.telegram_html import escape
+from relay.telegram_html import ELLIPSIS, escape, fits, truncate_text
 from storage import items as item_queries
 from storage import outbox, people
 from storage.sources import (
@@ -27,6 +38,8 @@ from storage.values import Business, BusinessStatus
 
 Handler = Callable[[Update, Context], Coroutine[object, object, None]]
 QUEUE_CARDS = 5  # cards re-sent by /queue; the rest are listed
+SHOWN_MATCHES = 10  # businesses named when a name is ambiguous
+CARD_PRESS = re.compile(rf"m:[ib]:[art]:{ID}")  # what our cards' buttons carry
 
 
 def moderators_only(*, admin: bool = False) -> Callable[[Handler], Handler]:
@@ -56,7 +69,8 @@ async def on_card_press(update: Update, context: Context) -> None:
     query = update.callback_query
     assert query is not None
     lang = language(update, context)
-    press = moderation.parse_callback(query.data)
+    valid = CARD_PRESS.fullmatch(query.data or "") is not None
+    press = moderation.parse_callback(query.data) if valid else None
     if press is None or role(context, query.from_user.id) is None:
         key = "moderation.not_moderator" if press else "moderation.unknown_button"
         await query.answer(text(lang, key), show_alert=True)
@@ -74,7 +88,9 @@ def _press_answer(outcome: moderation.Outcome, lang: str) -> str:
     if outcome.won:
         return text(lang, f"moderation.done_{outcome.state}")
     state = text(lang, f"moderation.state_{outcome.state}")
-    return text(lang, "moderation.already", state=state, name=outcome.decided_by_name or "?")
+    # A callback answer is plain text of at most 200 characters: the name is cut, not escaped.
+    name = truncate_text(outcome.decided_by_name or "?", 60)
+    return text(lang, "moderation.already", state=state, name=name)
 
 
 @moderators_only()
@@ -90,14 +106,24 @@ async def queue(update: Update, context: Context) -> None:
             session, uid, lang, [i.id for i in items[:QUEUE_CARDS]], found.clock()
         )
     lines = [text(lang, "moderation.queue_title", businesses=len(waiting), items=len(items))]
-    lines += [f"🏪 #{b.id} {escape(b.name)}" for b in waiting]
+    lines += [f"🏪 #{b.id} {excerpt(b.name)}" for b in waiting]
     lines += [
-        f"📰 #{i.id} {escape(i.business_name)} — {escape(i.title or i.summary or '…')}"
+        f"📰 #{i.id} {excerpt(i.business_name)} — {excerpt(i.title or i.summary or '…', 80)}"
         for i in items
     ]
     await context.bot.send_message(
-        uid, "\n".join(lines[:60]), parse_mode="HTML", disable_web_page_preview=True
+        uid, _as_many_as_fit(lines[:60]), parse_mode="HTML", disable_web_page_preview=True
     )
+
+
+def _as_many_as_fit(lines: list[str]) -> str:
+    """The lines that fit in one message, then "…" if some were left out."""
+    kept: list[str] = []
+    for line in lines:
+        if not fits("\n".join([*kept, line, ELLIPSIS])):
+            return "\n".join([*kept, ELLIPSIS])
+        kept.append(line)
+    return "\n".join(kept)
 
 
 async def _with_business(update: Update, context: Context, usage: str) -> Business | None:
@@ -106,12 +132,18 @@ async def _with_business(update: Update, context: Context, usage: str) -> Busine
     if not query:
         await reply(update, context, usage)
         return None
-    with services(context).db.read() as session:
-        matches = find_businesses(session, query)
+    number = query.lstrip("#").strip()
+    if number.isdigit() and typed_id(number) is None:  # no such id: not worth a look-up
+        matches: list[Business] = []
+    else:
+        with services(context).db.read() as session:
+            matches = find_businesses(session, query)
     if len(matches) != 1:
-        names = ", ".join(f"#{b.id} {escape(b.name)}" for b in matches)
+        shown = matches[:SHOWN_MATCHES]
+        names = ", ".join(f"#{b.id} {excerpt(b.name)}" for b in shown)
+        names += ", …" if len(matches) > len(shown) else ""
         key = "moderation.no_business" if not matches else "moderation.ambiguous_business"
-        await reply(update, context, key, query=escape(query), names=names)
+        await reply(update, context, key, query=excerpt(query), names=names)
         return None
     return matches[0]
 
@@ -154,23 +186,28 @@ async def suspend(update: Update, context: Context) -> None:
     await reply(update, context, "moderation.suspended", name=escape(business.name))
 
 
-def _target_user(update: Update, context: Context) -> int | None:
-    """A user id from the argument, or from the forwarded message replied to."""
-    raw = argument(context)
-    if raw.lstrip("-").isdigit():
-        return int(raw)
+async def _target_user(update: Update, context: Context, usage: str) -> int | None:
+    """A user id from the argument, or from the forwarded message replied to; else say why."""
+    typed = argument(context)
+    if typed:
+        target = typed_id(typed)
+        if target is None:
+            await reply(update, context, "moderation.bad_user_id", typed=excerpt(typed))
+        return target
     message = update.effective_message
     replied = message.reply_to_message if message else None
     origin = replied.forward_origin if replied else None
-    return origin.sender_user.id if isinstance(origin, MessageOriginUser) else None
+    if isinstance(origin, MessageOriginUser):
+        return origin.sender_user.id
+    await reply(update, context, usage)
+    return None
 
 
 @moderators_only(admin=True)
 async def addmod(update: Update, context: Context) -> None:
     """/addmod <user id>, or in reply to a message forwarded from that person."""
-    target = _target_user(update, context)
+    target = await _target_user(update, context, "moderation.usage_addmod")
     if target is None:
-        await reply(update, context, "moderation.usage_addmod")
         return
     found = services(context)
     uid = update.effective_user.id if update.effective_user else None
@@ -184,11 +221,12 @@ async def addmod(update: Update, context: Context) -> None:
 @moderators_only(admin=True)
 async def delmod(update: Update, context: Context) -> None:
     """/delmod <user id>, or in reply to a forwarded message. Configured admins stay."""
-    target = _target_user(update, context)
+    target = await _target_user(update, context, "moderation.usage_delmod")
     found = services(context)
-    if target is None or target in found.settings.admins:
-        key = "moderation.usage_delmod" if target is None else "moderation.cannot_remove_admin"
-        await reply(update, context, key)
+    if target is None:
+        return
+    if target in found.settings.admins:
+        await reply(update, context, "moderation.cannot_remove_admin")
         return
     with found.db.write() as session:
         removed = people.remove_moderator(session, target)

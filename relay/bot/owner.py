@@ -30,7 +30,7 @@ from relay.bot.chat import (
     send,
     user_data,
 )
-from relay.bot.common import Context, language, services, user_id
+from relay.bot.common import ID, Context, excerpt, language, services, user_id
 from relay.i18n import text
 from relay.registration import (
     create_post,
@@ -49,7 +49,14 @@ from storage.values import Business
 
 POST_PICK, POST_TEXT = range(5, 7)  # conversation states
 POSTING = "post.business"  # user_data key
-SOURCE_ID = re.compile(r"^rm:(\d{1,18})")
+URL_EXCERPT = 100  # characters of a source's address shown in a sentence
+NUMBER = re.compile(r"[0-9]+")
+# Button data, checked whole ("$" would also take a final newline): anything else is
+# answered by the bot's catch-all as a button that no longer works.
+PICK_DATA = rf"^post:{ID}\Z"
+REMOVE_DATA = rf"^rm:{ID}\Z"
+REMOVE_YES_DATA = rf"^rm:{ID}:y\Z"
+RESUME_DATA = rf"^rs:{ID}\Z"
 
 
 async def post_start(update: Update, context: Context) -> int:
@@ -68,7 +75,7 @@ async def post_start(update: Update, context: Context) -> int:
 
 async def post_picked(update: Update, context: Context) -> int:
     """A business button (checked: it must be the presser's)."""
-    business_id = int((await pressed(update)).removeprefix("post:"))
+    business_id = _number(await pressed(update))
     with services(context).db.read() as session:
         business = owned_business(session, user_id(update), business_id)
     if business is None:
@@ -143,11 +150,11 @@ async def resume_pressed(update: Update, context: Context) -> None:
     """▶ Resume a paused source: checked again within minutes, if it is the presser's."""
     data = await pressed(update)
     found = services(context)
-    resumed = resume_source(found.db, user_id(update), int(data[3:]), found.clock())
+    resumed = resume_source(found.db, user_id(update), _number(data), found.clock())
     if resumed is None:
         await say(update, context, "business.not_yours")
         return
-    await say(update, context, "business.resumed", url=escape(resumed.url))
+    await say(update, context, "business.resumed", url=excerpt(resumed.url, URL_EXCERPT))
 
 
 async def remove_start(update: Update, context: Context) -> None:
@@ -166,7 +173,7 @@ async def remove_start(update: Update, context: Context) -> None:
 
 async def remove_asked(update: Update, context: Context) -> None:
     """A source button: confirm first (checked: the source must be the presser's)."""
-    source_id = _source_id(await pressed(update))
+    source_id = _number(await pressed(update))
     with services(context).db.read() as session:
         source = owned_source(session, user_id(update), source_id)
         business = get_business(session, source.business_id) if source else None
@@ -176,18 +183,19 @@ async def remove_asked(update: Update, context: Context) -> None:
     lang = language(update, context)
     sure = button(lang, "business.remove_yes", f"rm:{source.id}:y")
     keep = button(lang, "business.remove_no", "rm:n")
-    body = text(lang, "business.remove_confirm", url=escape(source.url), name=escape(business.name))
+    url = excerpt(source.url, URL_EXCERPT)
+    body = text(lang, "business.remove_confirm", url=url, name=escape(business.name))
     await send(update, context, body, [[sure, keep]])
 
 
 async def remove_confirmed(update: Update, context: Context) -> None:
     """Yes: the source is deleted, if it is still the presser's."""
-    source_id = _source_id(await pressed(update))
+    source_id = _number(await pressed(update))
     removed = remove_source(services(context).db, user_id(update), source_id)
     if removed is None:
         await say(update, context, "business.not_yours")
         return
-    await say(update, context, "business.removed", url=escape(removed.url))
+    await say(update, context, "business.removed", url=excerpt(removed.url, URL_EXCERPT))
 
 
 async def remove_kept(update: Update, context: Context) -> None:
@@ -196,10 +204,11 @@ async def remove_kept(update: Update, context: Context) -> None:
     await say(update, context, "business.remove_kept")
 
 
-def _source_id(data: str) -> int:
-    match = SOURCE_ID.match(data)
+def _number(data: str) -> int:
+    """The id in button data its handler's pattern checked ("rm:12:y" → 12)."""
+    match = NUMBER.search(data)
     assert match is not None  # the handler's pattern guarantees it
-    return int(match[1])
+    return int(match[0])
 
 
 # --- Wiring ------------------------------------------------------------------------------------
@@ -211,15 +220,15 @@ def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
         _posting(),
         CommandHandler("sources", show_sources, filters=PRIVATE),
         CommandHandler("remove", remove_start, filters=PRIVATE),
-        CallbackQueryHandler(remove_asked, pattern=r"^rm:\d{1,18}$"),
-        CallbackQueryHandler(remove_confirmed, pattern=r"^rm:\d{1,18}:y$"),
-        CallbackQueryHandler(remove_kept, pattern=r"^rm:n$"),
-        CallbackQueryHandler(resume_pressed, pattern=r"^rs:\d{1,18}$"),
+        CallbackQueryHandler(remove_asked, pattern=REMOVE_DATA),
+        CallbackQueryHandler(remove_confirmed, pattern=REMOVE_YES_DATA),
+        CallbackQueryHandler(remove_kept, pattern=r"^rm:n\Z"),
+        CallbackQueryHandler(resume_pressed, pattern=RESUME_DATA),
     ]
 
 
 def _posting() -> ConversationHandler[Context]:
-    pick = CallbackQueryHandler(post_picked, pattern=r"^post:\d{1,18}$")
+    pick = CallbackQueryHandler(post_picked, pattern=PICK_DATA)
     return conversation(
         entry_points=[CommandHandler("post", post_start, filters=PRIVATE), pick],
         states={

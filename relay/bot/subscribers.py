@@ -51,6 +51,8 @@ LATEST_ITEMS = 15
 ASKING_CITIES = 0  # the one state of the cities conversation
 CITIES_TIMEOUT = timedelta(minutes=10)  # after that, a typed message is not taken as cities
 Handler = BaseHandler[Update, Context, Any]
+# Telegram's words when the message a button was on cannot be redrawn any more.
+MESSAGE_GONE = ("message to edit not found", "message can't be edited")
 
 
 def handlers() -> list[Handler]:
@@ -73,7 +75,7 @@ def _cities_conversation() -> Handler:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PTBUserWarning)
         return ConversationHandler(
-            entry_points=[CallbackQueryHandler(ask_cities, pattern=f"^{PREFIX}city$")],
+            entry_points=[CallbackQueryHandler(ask_cities, pattern=f"^{PREFIX}city\\Z")],
             states={ASKING_CITIES: [MessageHandler(filters.TEXT & ~filters.COMMAND, type_cities)]},
             fallbacks=[],
             allow_reentry=True,
@@ -100,13 +102,18 @@ async def send(
 
 async def edit_in_place(
     query: CallbackQuery, body: str, markup: InlineKeyboardMarkup | None = None
-) -> None:
-    """Redraw the pressed message; an identical redraw ("not modified") is fine."""
+) -> bool:
+    """Redraw the pressed message; False when it is gone (deleted, or no longer editable).
+    An identical redraw ("not modified") is fine."""
     try:
         await query.edit_message_text(body, parse_mode=ParseMode.HTML, reply_markup=markup)
     except BadRequest as error:
-        if "not modified" not in error.message.lower():
+        reason = error.message.lower()
+        if any(gone in reason for gone in MESSAGE_GONE):
+            return False
+        if "not modified" not in reason:
             raise
+    return True
 
 
 def _subscriber(context: Context, chat_id: int) -> Subscriber | None:
@@ -215,16 +222,16 @@ async def on_panel_press(update: Update, context: Context) -> None:
     if subscriber is None:
         return
     if query.data == f"{PREFIX}done":
-        await query.answer()
-        await edit_in_place(query, panel_text(lang, subscriber))
+        shown = await edit_in_place(query, panel_text(lang, subscriber))
+        await query.answer(None if shown else text(lang, "settings.panel_gone"))
         return
     changes = changes_for(query.data or "", subscriber)
     if changes is None:
         await query.answer(text(lang, "settings.invalid_button"), show_alert=True)
         return
     updated = _update(context, subscriber.chat_id, **changes) or subscriber
-    await query.answer(text(lang, "settings.saved"))
-    await edit_in_place(query, panel_text(lang, updated), panel_keyboard(lang, updated))
+    shown = await edit_in_place(query, panel_text(lang, updated), panel_keyboard(lang, updated))
+    await query.answer(text(lang, "settings.saved" if shown else "settings.saved_panel_gone"))
 
 
 async def ask_cities(update: Update, context: Context) -> int:

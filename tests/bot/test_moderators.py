@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from relay.i18n import text
 from storage import people
 from storage.sources import NewBusiness, create_business, create_source, get_business
 from storage.values import BusinessStatus
@@ -80,7 +81,7 @@ async def test_forged_callback_data_decides_nothing(bot: Harness, server: LocalS
     await bot.press(ADMIN, card, "m:i:a:987654")
     assert bot.fake.answered_callbacks[-1].get("text") == "Cet élément n'existe plus."
     await bot.press(ADMIN, card, "m:i:a:1;DROP")
-    assert bot.fake.answered_callbacks[-1].get("text") == "Ce bouton n'est plus valable."
+    assert bot.fake.answered_callbacks[-1].get("text") == text("fr", "button.unknown")
 
 
 async def test_queue_lists_what_waits_and_resends_cards(bot: Harness, server: LocalServer) -> None:

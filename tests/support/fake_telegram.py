@@ -546,12 +546,14 @@ class FakeTelegram:
         self,
         user_id: int,
         message: SentMessage | Mapping[str, Any],
-        data: str,
+        data: str | None,
         *,
         first_name: str = "Marie",
         language_code: str = "fr",
     ) -> JSONDict:
-        """A user presses an inline button of ``message``; returns the callback_query update."""
+        """A user presses an inline button of ``message``; returns the callback_query update.
+
+        ``data=None`` presses a game button: the query has a game_short_name and no data."""
         shown = message.message if isinstance(message, SentMessage) else dict(message)
         with self._cond:
             key = (shown["chat"]["id"], shown["message_id"])
@@ -562,8 +564,8 @@ class FakeTelegram:
                 "from": self._user(user_id, first_name, language_code),
                 "message": self._messages.get(key, shown),
                 "chat_instance": str(abs(hash(key[0]))),
-                "data": data,
             }
+            query.update({"data": data} if data is not None else {"game_short_name": "game"})
             return self.push_update({"callback_query": query})
 
     def user_blocks(self, user_id: int) -> JSONDict:
@@ -618,6 +620,12 @@ class FakeTelegram:
         """The parameters of accepted answerCallbackQuery calls."""
         with self._cond:
             return list(self._answered)
+
+    @property
+    def pending_updates(self) -> int:
+        """Updates queued for getUpdates that the bot has not fetched and confirmed yet."""
+        with self._cond:
+            return len(self._poll.updates)
 
     @property
     def count_429(self) -> int:
