@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from feeds.config import FetchSettings
+from relay.i18n import text
 
 DEFAULT_DATABASE_URL = "sqlite:///relay.db"
+WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what Telegram accepts as secret_token
+
+
+class SettingsError(ValueError):
+    """Settings the relay must not start with; `key` names the catalogue message to print."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(text("en", key))
+        self.key = key
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -61,6 +72,13 @@ class Settings:
     fetch: FetchSettings = field(default_factory=FetchSettings)
     pacing: PacingSettings = field(default_factory=PacingSettings)
     polling: PollingSettings = field(default_factory=PollingSettings)
+
+    def __post_init__(self) -> None:
+        # Without a secret, anyone who finds the webhook's address can forge updates.
+        if self.webhook_url and not self.webhook_secret:
+            raise SettingsError("cli.no_webhook_secret")
+        if self.webhook_secret is not None and not WEBHOOK_SECRET.fullmatch(self.webhook_secret):
+            raise SettingsError("cli.bad_webhook_secret")
 
     @classmethod
     def from_env(
