@@ -4,13 +4,15 @@
 caller records sent periods under a unique constraint, which gives at-most-once per period even
 across restarts, and a digest missed while the worker was down goes out when it comes back.
 `compose_digest` cuts the items into messages that each fit Telegram's limit and are valid HTML
-on their own: splits fall between items, never inside a tag.
+on their own: splits fall between items, never inside a tag. `DigestComposer` composes many
+subscribers' digests from one list of items: each distinct digest is selected and composed once.
 """
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -59,6 +61,20 @@ def digest_period(now: datetime, subscriber: Subscriber) -> str | None:
     return f"W{year}-{week:02d}"
 
 
+def due_periods(now: datetime, subscribers: Sequence[Subscriber]) -> list[tuple[Subscriber, str]]:
+    """(subscriber, period) of each digest due at `now` that their last digest did not cover.
+
+    A cheap pre-check: the unique (subscriber, period) row the caller writes is the guarantee.
+    """
+    due = []
+    for subscriber in subscribers:
+        period = digest_period(now, subscriber)
+        last = subscriber.last_digest_at
+        if period is not None and (last is None or digest_period(last, subscriber) != period):
+            due.append((subscriber, period))
+    return due
+
+
 def _zone(name: str) -> ZoneInfo:
     """The subscriber's zone; UTC for an unknown name, so one bad row never stops the loop."""
     try:
@@ -87,11 +103,19 @@ def select_for_subscriber(items: Sequence[QueuedItem], subscriber: Subscriber) -
 
 
 def _matches(value: str | None, wanted: set[str]) -> bool:
-    return not wanted or (value is not None and fold(value) in wanted)
+    return _wanted(None if value is None else fold(value), wanted)
+
+
+def _wanted(folded: str | None, wanted: set[str] | frozenset[str]) -> bool:
+    return not wanted or (folded is not None and folded in wanted)
 
 
 def compose_digest(
-    items: Sequence[QueuedItem], *, labels: DigestLabels, max_chars: int = MAX_MESSAGE
+    items: Sequence[QueuedItem],
+    *,
+    labels: DigestLabels,
+    max_chars: int = MAX_MESSAGE,
+    rendered: DigestLines | None = None,
 ) -> list[str]:
     """Messages for a digest: a bold title, then items grouped by business (businesses in order
     of their first item), one "• linked title" line each.
@@ -99,26 +123,59 @@ def compose_digest(
     Each message holds at most `max_chars` (visible and raw, UTF-16) and cuts only between
     items; a business continued in the next message is repeated with `labels.continued`. An item
     too long for a message on its own is shortened, never dropped. No items: no messages.
+    `rendered` lets many digests of the same items share their rendered lines.
     """
     if max_chars < _MIN_CHARS:
         raise ValueError(f"max_chars must be at least {_MIN_CHARS}")
     if not items:
         return []
+    render = rendered if rendered is not None else DigestLines()
     heading = max_chars // 4  # title and business headers take at most a quarter each
-    out = _Messages(max_chars)
-    out.add([bold(truncate_text(labels.title, heading, heading))], entry=False)
+    out = _Messages(max_chars, render.size)
+    out.add([render.heading(labels.title, heading)], entry=False)
     for business, group in _by_business(items):
         for index, item in enumerate(group):
-            lines = ["", bold(truncate_text(business, heading, heading))] if index == 0 else []
-            entry = _entry(item, max_chars)
-            if not out.fits([*lines, entry]):
+            head = ["", render.heading(business, heading)] if index == 0 else []
+            lines = [*head, render.entry(item, max_chars)]
+            cost = out.cost(lines)
+            if out.size + cost > out.limit:
                 if out.has_entries:
                     out.flush()
                     name = business if index == 0 else f"{business} {labels.continued}"
-                    lines = [bold(truncate_text(name, heading, heading))]
-                entry = _entry(item, out.room(lines))
-            out.add([*lines, entry], entry=True)
+                    head = [render.heading(name, heading)]
+                lines = [*head, render.entry(item, out.room(head))]
+                cost = out.cost(lines)
+            out.add(lines, cost, entry=True)
     return out.finish()
+
+
+class DigestLines:
+    """Rendered lines kept for the digests of one run: each item's line and each heading is
+    rendered and measured once, however many digests show it. Items are told apart by id."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[int, int], str] = {}
+        self._headings: dict[tuple[str, int], str] = {}
+        self._sizes: dict[str, int] = {}
+
+    def entry(self, item: QueuedItem, max_raw: int) -> str:
+        key = (item.id, max_raw)
+        if key not in self._entries:
+            self._entries[key] = _entry(item, max_raw)
+        return self._entries[key]
+
+    def heading(self, text: str, limit: int) -> str:
+        key = (text, limit)
+        if key not in self._headings:
+            self._headings[key] = bold(truncate_text(text, limit, limit))
+        return self._headings[key]
+
+    def size(self, line: str) -> int:
+        """The line's length in UTF-16 code units."""
+        size = self._sizes.get(line)
+        if size is None:
+            size = self._sizes[line] = utf16_len(line)
+        return size
 
 
 class _Messages:
@@ -127,28 +184,27 @@ class _Messages:
     Tags and entities are longer than what they show, so raw ≤ limit implies visible ≤ limit.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, size: Callable[[str], int]) -> None:
         self.limit = limit
+        self.line_size = size
         self.done: list[str] = []
         self.lines: list[str] = []
         self.size = 0
         self.has_entries = False
 
-    def _cost(self, lines: list[str]) -> int:
+    def cost(self, lines: list[str]) -> int:
+        """Raw size `lines` would add to the current message."""
         if not self.lines:
             lines = _without_leading_blanks(lines)
         newlines = len(lines) - (0 if self.lines else 1)
-        return sum(utf16_len(line) for line in lines) + max(newlines, 0)
-
-    def fits(self, lines: list[str]) -> bool:
-        return self.size + self._cost(lines) <= self.limit
+        return sum(self.line_size(line) for line in lines) + max(newlines, 0)
 
     def room(self, lines: list[str]) -> int:
         """Raw size left for one more line after `lines`."""
-        return self.limit - self.size - self._cost([*lines, ""])
+        return self.limit - self.size - self.cost([*lines, ""])
 
-    def add(self, lines: list[str], *, entry: bool) -> None:
-        self.size += self._cost(lines)
+    def add(self, lines: list[str], cost: int | None = None, *, entry: bool) -> None:
+        self.size += self.cost(lines) if cost is None else cost
         self.lines.extend(lines if self.lines else _without_leading_blanks(lines))
         self.has_entries = self.has_entries or entry
 
@@ -186,3 +242,93 @@ def _entry(item: QueuedItem, max_raw: int) -> str:
         return _BULLET + link(item.link, short)
     budget = max_raw - utf16_len(_BULLET)
     return _BULLET + escape(truncate_text(label, budget, budget))
+
+
+@dataclass(frozen=True, slots=True)
+class DueDigest:
+    """A digest to compose: whose, for which period, and where their previous one stopped."""
+
+    subscriber: Subscriber
+    period: str
+    after: datetime | None  # None: from the first item
+
+
+@dataclass(frozen=True, slots=True)
+class ComposedDigest:
+    due: DueDigest
+    items: int
+    messages: tuple[str, ...]
+
+
+def window_start(due: Sequence[DueDigest]) -> datetime | None:
+    """The oldest cutoff among `due`: the items after it cover every one of their windows."""
+    afters = [d.after for d in due]
+    if any(after is None for after in afters):
+        return None
+    return min((after for after in afters if after is not None), default=None)
+
+
+_Filters = tuple[frozenset[str], frozenset[str]]  # folded categories, folded cities
+
+
+class DigestComposer:
+    """Composes many subscribers' digests from one list of items: those approved up to now,
+    since (at least) the oldest cutoff among them, in (approved_at, id) order.
+
+    The items matching each distinct filter are found once; subscribers whose window (the
+    items after their cutoff) holds the same matching items, in the same language and
+    frequency, share one list of messages. Item lines are rendered once.
+    """
+
+    def __init__(self, items: Sequence[QueuedItem], *, max_chars: int = MAX_MESSAGE) -> None:
+        dated = [(item.approved_at, item) for item in items if item.approved_at is not None]
+        self._times = [at for at, _ in dated]
+        self._items = [item for _, item in dated]
+        self._categories = [_fold_or_none(item.category) for item in self._items]
+        self._cities = [_fold_or_none(item.city) for item in self._items]
+        self._max_chars = max_chars
+        self._lines = DigestLines()
+        self._filters: dict[tuple[tuple[str, ...], tuple[str, ...]], _Filters] = {}
+        self._matching: dict[_Filters, list[int]] = {}
+        self._messages: dict[tuple[_Filters, int, DigestLabels], tuple[str, ...]] = {}
+
+    def compose(self, due: DueDigest, labels: DigestLabels) -> ComposedDigest:
+        """The subscriber's digest: the items approved after `due.after` that match their
+        categories and cities, cut into messages."""
+        filters = self._folded(due.subscriber)
+        matching = self._matching_items(filters)
+        start = 0 if due.after is None else bisect_right(self._times, due.after)
+        first = bisect_left(matching, start)
+        key = (filters, first, labels)
+        messages = self._messages.get(key)
+        if messages is None:
+            items = [self._items[n] for n in matching[first:]]
+            composed = compose_digest(
+                items, labels=labels, max_chars=self._max_chars, rendered=self._lines
+            )
+            messages = self._messages[key] = tuple(composed)
+        return ComposedDigest(due, len(matching) - first, messages)
+
+    def _folded(self, subscriber: Subscriber) -> _Filters:
+        raw = (subscriber.categories, subscriber.cities)
+        if raw not in self._filters:
+            self._filters[raw] = (
+                frozenset(fold(c) for c in subscriber.categories),
+                frozenset(fold(c) for c in subscriber.cities),
+            )
+        return self._filters[raw]
+
+    def _matching_items(self, filters: _Filters) -> list[int]:
+        """Positions of the items that pass `filters`, in order."""
+        if filters not in self._matching:
+            categories, cities = filters
+            self._matching[filters] = [
+                n
+                for n in range(len(self._items))
+                if _wanted(self._categories[n], categories) and _wanted(self._cities[n], cities)
+            ]
+        return self._matching[filters]
+
+
+def _fold_or_none(value: str | None) -> str | None:
+    return None if value is None else fold(value)

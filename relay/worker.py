@@ -21,7 +21,7 @@ from telegram import Bot
 
 from feeds.fetch import Fetcher
 from relay.clock import Clock, utcnow
-from relay.digest_job import send_due_digests, send_weekly_roundup
+from relay.digest_job import compose_due_digests, send_weekly_roundup
 from relay.notices import enqueue_unknown_report
 from relay.parsing import ParserPool
 from relay.poller import Poller, PollReport
@@ -133,7 +133,7 @@ class Worker:
 
     async def digests(self) -> None:
         now = self.clock()
-        send_due_digests(self.db, now)
+        await compose_due_digests(self.db, now)
         if self.channel_id is not None:
             send_weekly_roundup(self.db, self.settings, self.channel_id, now)
 

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import RowMapping, bindparam, func, select, update
 from sqlmodel import Session
 
-from storage.convert import insert_ignoring_conflicts, to_subscriber
+from storage.convert import insert_ignoring_conflicts, split_list, to_subscriber
 from storage.tables import (
     BUSINESSES,
     DIGESTS,
     MODERATORS,
     SUBSCRIBERS,
     USERS,
-    DigestRow,
     ModeratorRow,
     SubscriberRow,
     UserRow,
@@ -24,6 +24,7 @@ from storage.tables import (
 from storage.values import Frequency, Subscriber
 
 FIRST_DIGEST_LOOK_BACK = timedelta(days=1)
+IN_LIST = 500  # ids per IN (…) look-up
 S = SUBSCRIBERS.c
 M = MODERATORS.c
 G = DIGESTS.c
@@ -82,37 +83,90 @@ def move_chat(session: Session, old_chat_id: int, new_chat_id: int) -> None:
 
 
 def digest_candidates(session: Session) -> list[Subscriber]:
-    """Active subscribers who want digests."""
+    """Active subscribers who want digests, by id (Core rows: thousands are read each run)."""
+    columns = (S.id, S.chat_id, S.language, S.frequency, S.hour, S.timezone, S.categories)
     query = (
-        select(SubscriberRow)
+        select(*columns, S.cities, S.active, S.last_digest_at)
         .where(S.active.is_(True), S.frequency != Frequency.OFF.value)
         .order_by(S.id)
     )
-    return [to_subscriber(row) for row in session.execute(query).scalars()]
+    return [_subscriber(row) for row in session.execute(query).mappings()]
+
+
+def _subscriber(row: RowMapping) -> Subscriber:
+    return Subscriber(
+        id=row["id"],
+        chat_id=row["chat_id"],
+        language=row["language"],
+        frequency=Frequency(row["frequency"]),
+        hour=row["hour"],
+        timezone=row["timezone"],
+        categories=split_list(row["categories"]),
+        cities=split_list(row["cities"]),
+        active=row["active"],
+        last_digest_at=row["last_digest_at"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NewDigest:
+    """A digest to record: `cutoff` is where its items stop (the next one starts after it)."""
+
+    subscriber_id: int  # 0: the channel's weekly roundup
+    period: str
+    items: int
+    cutoff: datetime
+
+
+def record_digests(
+    session: Session, digests: Sequence[NewDigest], now: datetime
+) -> set[tuple[int, str]]:
+    """Claim many digests in one statement; returns the (subscriber id, period) pairs claimed
+    now. A period already composed (by this or another worker) is left out: at most once."""
+    if not digests:
+        return set()
+    rows = [
+        {
+            "subscriber_id": d.subscriber_id,
+            "period": d.period,
+            "items": d.items,
+            "cutoff": d.cutoff,
+            "created_at": now,
+        }
+        for d in sorted(digests, key=lambda d: (d.subscriber_id, d.period))  # one lock order
+    ]
+    claimed = session.execute(_claim_statement(session), rows)
+    won = {(row[0], row[1]) for row in claimed}
+    advanced = [
+        {"v_id": d.subscriber_id, "v_at": d.cutoff}
+        for d in digests
+        if d.subscriber_id and (d.subscriber_id, d.period) in won
+    ]
+    if advanced:  # subscribers' last digest moves to the cutoff of the one just recorded
+        session.connection().execute(_ADVANCE, advanced)
+    return won
+
+
+_ADVANCE = (
+    update(SUBSCRIBERS).where(S.id == bindparam("v_id")).values(last_digest_at=bindparam("v_at"))
+)
+_CLAIMS: dict[str, Any] = {}  # built once per backend: thousands of claims run each time
+
+
+def _claim_statement(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect not in _CLAIMS:
+        insert = insert_ignoring_conflicts(session, DIGESTS, ["subscriber_id", "period"])
+        _CLAIMS[dialect] = insert.returning(G.subscriber_id, G.period)
+    return _CLAIMS[dialect]
 
 
 def record_digest(
     session: Session, subscriber_id: int, period: str, items: int, cutoff: datetime, now: datetime
 ) -> bool:
     """Claim the digest of `period` for a subscriber; False if it was already composed."""
-    try:
-        with session.begin_nested():
-            session.add(
-                DigestRow(
-                    subscriber_id=subscriber_id,
-                    period=period,
-                    items=items,
-                    cutoff=cutoff,
-                    created_at=now,
-                )
-            )
-    except IntegrityError:
-        return False
-    if subscriber_id:
-        session.execute(
-            update(SUBSCRIBERS).where(S.id == subscriber_id).values(last_digest_at=cutoff)
-        )
-    return True
+    claimed = record_digests(session, [NewDigest(subscriber_id, period, items, cutoff)], now)
+    return (subscriber_id, period) in claimed
 
 
 def last_cutoff(session: Session, subscriber_id: int) -> datetime | None:
@@ -120,6 +174,20 @@ def last_cutoff(session: Session, subscriber_id: int) -> datetime | None:
     return session.execute(
         select(func.max(G.cutoff)).where(G.subscriber_id == subscriber_id)
     ).scalar_one_or_none()
+
+
+def last_cutoffs(session: Session, subscriber_ids: Sequence[int]) -> dict[int, datetime]:
+    """`last_cutoff` of many subscribers (those without a digest yet are left out)."""
+    found: dict[int, datetime] = {}
+    for start in range(0, len(subscriber_ids), IN_LIST):
+        chunk = list(subscriber_ids[start : start + IN_LIST])
+        query = (
+            select(G.subscriber_id, func.max(G.cutoff))
+            .where(G.subscriber_id.in_(chunk))
+            .group_by(G.subscriber_id)
+        )
+        found.update((row[0], row[1]) for row in session.execute(query) if row[1] is not None)
+    return found
 
 
 def count_subscribers(session: Session) -> dict[str, int]:

@@ -1,15 +1,26 @@
-"""Digests: when one is due, what a subscriber gets, and how it is cut into valid messages."""
+"""Digests: when one is due, what a subscriber gets, and how it is cut into valid messages;
+many subscribers composed at once get what each would get alone."""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relay.digest import DigestLabels, compose_digest, digest_period, select_for_subscriber
+from relay.digest import (
+    DigestComposer,
+    DigestLabels,
+    DueDigest,
+    compose_digest,
+    digest_period,
+    due_periods,
+    select_for_subscriber,
+    window_start,
+)
 from relay.telegram_html import MAX_MESSAGE, utf16_len, visible_length
 from storage.values import Frequency, ItemState, QueuedItem, Subscriber
 from tests.relay.html_checker import telegram_html_problems
@@ -179,3 +190,76 @@ def test_compose_digest_properties(items: list[QueuedItem], max_chars: int) -> N
     if max_chars >= 200:  # very small messages may drop the link, never the item line
         assert seen == expected
     assert sum(message.count("\n• ") for message in messages) == len(items)
+
+
+def dated(n: int, *, category: str | None, city: str | None, business: int) -> QueuedItem:
+    """Item `n`, approved n minutes after midnight (items in approval order)."""
+    return replace(
+        item(n, business, category=category, city=city),
+        approved_at=utc(2026, 11, 23) + timedelta(minutes=n),
+    )
+
+
+AFTERS = st.one_of(st.none(), st.integers(min_value=-1, max_value=40))
+FILTER_WORDS = st.lists(st.sampled_from(["Fleuriste", "fleuriste", "Lyon", "Saint-Étienne"]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from([None, "Fleuriste", "Boulangerie"]),
+            st.sampled_from([None, "Lyon", "saint etienne"]),
+            st.integers(min_value=1, max_value=4),
+        ),
+        max_size=40,
+    ),
+    readers=st.lists(st.tuples(AFTERS, FILTER_WORDS, FILTER_WORDS, st.booleans()), max_size=8),
+)
+def test_the_composer_gives_each_subscriber_their_own_digest(
+    rows: list[tuple[str | None, str | None, int]],
+    readers: list[tuple[int | None, list[str], list[str], bool]],
+) -> None:
+    """Shared selections and messages give what one subscriber at a time would get."""
+    items = [dated(n, category=c, city=y, business=b) for n, (c, y, b) in enumerate(rows)]
+    composer = DigestComposer(items, max_chars=300)
+    english = DigestLabels(title="Today's news", continued="(continued)")
+    for after_minutes, categories, cities, in_english in readers:
+        reader = subscriber(categories=tuple(categories), cities=tuple(cities))
+        after = (
+            None if after_minutes is None else utc(2026, 11, 23) + timedelta(minutes=after_minutes)
+        )
+        labels = english if in_english else FR
+        window = [i for i in items if after is None or (i.approved_at and i.approved_at > after)]
+        chosen = select_for_subscriber(window, reader)
+        got = composer.compose(DueDigest(reader, "D2026-11-23", after), labels)
+        assert got.items == len(chosen)
+        assert list(got.messages) == compose_digest(chosen, labels=labels, max_chars=300)
+
+
+def test_due_periods_skips_what_the_last_digest_covered() -> None:
+    evening = utc(2026, 11, 23, 17, 5)  # 18:05 in Paris
+    readers = [
+        subscriber(id=1, hour=18),
+        subscriber(id=2, hour=18, last_digest_at=utc(2026, 11, 23, 17, 1)),  # done today
+        subscriber(id=3, hour=18, last_digest_at=utc(2026, 11, 22, 17, 1)),  # yesterday's
+        subscriber(id=4, hour=20),  # not yet
+        subscriber(id=5, frequency=Frequency.OFF),
+    ]
+    assert [(s.id, p) for s, p in due_periods(evening, readers)] == [
+        (1, "D2026-11-23"),
+        (3, "D2026-11-23"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("afters", "expected"),
+    [
+        ([utc(2026, 11, 23, 9), utc(2026, 11, 22, 9)], utc(2026, 11, 22, 9)),
+        ([utc(2026, 11, 23, 9), None], None),  # a first digest with no start: every item
+        ([], None),
+    ],
+)
+def test_window_start(afters: list[datetime | None], expected: datetime | None) -> None:
+    due = [DueDigest(subscriber(), "D2026-11-23", after) for after in afters]
+    assert window_start(due) == expected
