@@ -41,7 +41,8 @@ _BOMS = (
 _AMPERSAND = re.compile(r"&(?:(#\d+|#x[0-9a-fA-F]+)|([A-Za-z][\w.-]*));|&")
 _XML_ENTITIES = {"amp", "lt", "gt", "quot", "apos"}
 _XML_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"}
-# Characters XML 1.0 forbids (expat refuses them, and feedparser then falls back).
+# Characters XML 1.0 forbids (expat refuses a reference to one: references to them are
+# dropped; the characters themselves are left to the parsers and `normalize.scrub_feed`).
 _NOT_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 # An author-like element, or a comment or CDATA section (whose content is not markup).
 _MISLEADING_OR_OPAQUE = re.compile(
@@ -114,7 +115,7 @@ codecs.register_error("relay-cp1252", _cp1252_fallback)
 
 def feedparser_input(text: str, url: str) -> bytes:
     """UTF-8 bytes for feedparser, with its traps removed; EntitiesRefusedError (see above)."""
-    text, entities = take_internal_subset(_NOT_XML_CHARS.sub("", text), url)
+    text, entities = take_internal_subset(text, url)
     return drop_misleading_elements(fix_ampersands(text, entities, url=url)).encode("utf-8")
 
 

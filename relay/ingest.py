@@ -20,7 +20,13 @@ from relay.scheduling import Outcome, ScheduleDecision, decide_schedule
 from relay.settings import Settings
 from storage.engine import Database
 from storage.items import NewItem, insert_items, known_identities, story_candidates
-from storage.sources import get_business, source_owner, update_source, update_sources
+from storage.sources import (
+    lock_business,
+    lock_source,
+    source_owner,
+    update_source,
+    update_sources,
+)
 from storage.values import Business, ItemState, Source
 
 log = logging.getLogger(__name__)
@@ -45,8 +51,12 @@ def record_items(
         source, "ok", now, settings, rand, result.max_age, document.feed.ttl_minutes
     )
     with db.write() as session:
-        business = get_business(session, source.business_id)
-        assert business is not None
+        # Locked for the transaction (business FOR SHARE, then source FOR UPDATE): an approval,
+        # trust or suspension waits for these items or is seen by them, and a removed source
+        # records nothing. Sources of one business still ingest together.
+        business = lock_business(session, source.business_id, share=True)
+        if business is None or lock_source(session, source.id) is None:
+            return 0, 0
         known = known_identities(session, source.id, [k.identity for k in keyed])
         fresh = _fingerprinted(unseen(keyed, known), document.fingerprints is not None)
         rows, verdicts = _new_rows(session, source, business, fresh, now, settings)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlmodel import Session
@@ -22,10 +22,12 @@ from relay.settings import Settings
 from relay.telegram_html import bold, escape, link, truncate_text
 from storage import items as item_queries
 from storage import outbox, people
+from storage.convert import serialize_job, share_job
 from storage.outbox import NewDelivery
-from storage.sources import decide_business, get_business, update_business
+from storage.sources import decide_business, get_business, lock_business, update_business
 from storage.values import Business, BusinessStatus, ItemState, QueuedItem
 
+MODERATORS_LOCK = 7_101  # addressing cards (shared) against removing a moderator (alone)
 CALLBACK = re.compile(r"^m:(?P<kind>[ib]):(?P<action>[art]):(?P<id>\d{1,18})$")
 
 
@@ -73,6 +75,7 @@ def recipients(session: Session, settings: Settings) -> list[tuple[int, str]]:
     """(chat id, language) of where cards go: the moderation chat, or each moderator."""
     if settings.moderation_chat is not None:
         return [(settings.moderation_chat, "fr")]
+    share_job(session, MODERATORS_LOCK)  # a removal waits until these cards are written
     return [(user_id, lang) for user_id, _role, lang in people.moderators(session)]
 
 
@@ -209,11 +212,12 @@ def decide(
     session: Session, press: Press, actor: Actor, settings: Settings, now: datetime
 ) -> Outcome:
     """Apply a press once; losing presses learn who decided. Cards are edited to match."""
-    people.remember_moderator_name(session, actor.id, actor.name)
     if press.kind == "i":
         outcome = _decide_item(session, press, actor, settings, now)
     else:
         outcome = _decide_business(session, press, actor, settings, now)
+    # Last: the moderator's row is never held while waiting for a business or moderators lock.
+    people.remember_moderator_name(session, actor.id, actor.name)
     name = people.moderator_name(session, outcome.decided_by) if outcome.decided_by else None
     return Outcome(outcome.found, outcome.won, outcome.state, outcome.decided_by, name)
 
@@ -222,13 +226,18 @@ def _decide_item(
     session: Session, press: Press, actor: Actor, settings: Settings, now: datetime
 ) -> Outcome:
     state = ItemState.REJECTED if press.action == "r" else ItemState.APPROVED
+    if press.action == "t":
+        # The business row before the item, as a suspension locks them: no deadlock, and a
+        # suspension that got there first has withdrawn the item (the press then loses).
+        found = item_queries.items_by_id(session, [press.target])
+        if found:
+            lock_business(session, found[0].business_id)
     decision = item_queries.decide_item(session, press.target, state, actor.id, now)
     if decision is None:
         return Outcome(False, False, "missing", None)
     if decision.won:
         if press.action == "t":
-            update_business(session, decision.business_id, trusted=True)
-            item_queries.approve_pending_of_business(session, decision.business_id, now)
+            set_trust(session, decision.business_id, True, now)
         _edit_cards(session, f"card:i:{press.target}", state.value, actor, now)
     return Outcome(True, decision.won, decision.state.value, decision.decided_by)
 
@@ -245,9 +254,58 @@ def _decide_business(
     assert business is not None
     if won:
         _edit_cards(session, f"card:b:{business.id}", status.value, actor, now)
-        _after_business_decision(session, business, settings, now)
+        _after_business_decision(session, business, actor, settings, now)
     decided_by = actor.id if won else _business_decider(session, business.id)
     return Outcome(True, won, business.status.value, decided_by)
+
+
+def set_trust(session: Session, business_id: int, trusted: bool, now: datetime) -> Business | None:
+    """Trust (or stop trusting) a business; trusting an active one approves its waiting news."""
+    # FOR UPDATE: the status read here decides whether waiting news is approved; an approval
+    # or an ingest of the business cannot slip in between and leave news pending.
+    business = lock_business(session, business_id)
+    if business is None:
+        return None
+    update_business(session, business_id, trusted=trusted)
+    if trusted and business.status is BusinessStatus.ACTIVE:
+        _approve_waiting(session, business_id, now)
+    return replace(business, trusted=trusted)
+
+
+def suspend(
+    session: Session, business_id: int, moderator_id: int, now: datetime
+) -> Business | None:
+    """Suspend a business: untrusted, its waiting news withdrawn, its owner told."""
+    # FOR UPDATE: ingests and /post hold the row FOR SHARE, so news of this business is
+    # either already stored (and withdrawn here) or stored after, seeing the suspension.
+    business = lock_business(session, business_id)
+    if business is None:
+        return None
+    update_business(session, business_id, status=BusinessStatus.SUSPENDED.value, trusted=False)
+    _withdraw(session, business_id, moderator_id, now)
+    notify_owner(session, business, "moderation.owner_suspended", now)
+    return replace(business, status=BusinessStatus.SUSPENDED, trusted=False)
+
+
+def _approve_waiting(session: Session, business_id: int, now: datetime) -> None:
+    """A trusted active business's pending news is approved; unsent cards dropped."""
+    for item_id in item_queries.approve_pending_of_business(session, business_id, now):
+        outbox.cancel_pending(session, f"card:i:{item_id}", "approved: business trusted")
+
+
+def _withdraw(session: Session, business_id: int, moderator_id: int | None, now: datetime) -> None:
+    """A suspended business's pending and approved news is rejected; unsent cards dropped."""
+    for item_id in item_queries.withdraw_queued(session, business_id, moderator_id, now):
+        outbox.cancel_pending(session, f"card:i:{item_id}", "business suspended")
+
+
+def remove_moderator(session: Session, user_id: int) -> bool:
+    """Remove a moderator; the cards still waiting for them are dropped. False if not one."""
+    # Alone on the moderators lock: cards being addressed to them are written first (then
+    # dropped here), or are addressed without them.
+    serialize_job(session, MODERATORS_LOCK)
+    outbox.cancel_cards_to(session, user_id, "no longer a moderator")
+    return people.remove_moderator(session, user_id)
 
 
 def _business_decider(session: Session, business_id: int) -> int | None:
@@ -258,16 +316,19 @@ def _business_decider(session: Session, business_id: int) -> int | None:
 
 
 def _after_business_decision(
-    session: Session, business: Business, settings: Settings, now: datetime
+    session: Session, business: Business, actor: Actor, settings: Settings, now: datetime
 ) -> None:
-    """Tell the owner; an approved business's waiting news now goes to moderation."""
+    """Tell the owner; an approved business's waiting news now goes to moderation, a
+    rejected one's is withdrawn."""
     approved = business.status is BusinessStatus.ACTIVE
     key = "notice.business_approved" if approved else "notice.business_rejected"
     notify_owner(session, business, key, now, once=business.status.value)
-    if approved:
+    if not approved:
+        _withdraw(session, business.id, actor.id, now)
+    else:
         waiting = [i.id for i in item_queries.items_of_business(session, business.id, "pending")]
         if business.trusted:
-            item_queries.approve_pending_of_business(session, business.id, now)
+            _approve_waiting(session, business.id, now)
         elif waiting:
             enqueue_item_cards(session, waiting, settings, now)
 

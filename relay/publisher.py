@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from sqlmodel import Session
+
 from relay.fairness import can_publish_now, day_start, pick_next
 from relay.settings import Settings
 from relay.telegram_html import render_post
@@ -17,7 +19,8 @@ from storage import outbox
 from storage.convert import serialize_job
 from storage.engine import Database
 from storage.outbox import NewDelivery
-from storage.values import QueuedItem
+from storage.sources import lock_business
+from storage.values import BusinessStatus, QueuedItem
 
 PUBLISH_LOCK = 7_001
 WEEK = timedelta(days=7)
@@ -56,8 +59,18 @@ def publish_next(
             week[business_id] = week.get(business_id, 0) + 1
         last = item_queries.last_publication_by_business(session)
         item = pick_next(queue, last, counts, pacing, week)
-        if item is None or not item_queries.mark_published(session, item, now):
+        if item is None or not _still_active(session, item.business_id):
+            return None
+        if not item_queries.mark_published(session, item, now):
             return None
         credits = item_queries.credited_businesses(session, item.id)
         outbox.enqueue(session, [channel_post(item, credits, channel_id)], now)
         return item
+
+
+def _still_active(session: Session, business_id: int) -> bool:
+    """Re-read under lock: the queue was read without one, and a suspension may be under way."""
+    # FOR UPDATE before the item is touched (business, then items: the order a suspension
+    # takes them in, so the two cannot deadlock); a suspension that got there first shows.
+    business = lock_business(session, business_id)
+    return business is not None and business.status is BusinessStatus.ACTIVE

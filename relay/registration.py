@@ -39,9 +39,10 @@ from storage.sources import (
     delete_source,
     get_business,
     get_source,
+    lock_business,
+    resume_paused_source,
     source_owner,
     sources_of,
-    update_source,
 )
 from storage.tables import ITEMS, SOURCES
 from storage.values import Business, BusinessStatus, ItemState, Source
@@ -204,8 +205,10 @@ def create_post(
     """
     identity = f"post:{message_id}"
     with db.write() as session:
-        business = owned_business(session, owner_id, business_id)
-        if business is None:
+        # FOR SHARE: an approval, trust or suspension of the business waits for this item
+        # (and sends its card, approves or withdraws it), or this item starts in its new state.
+        business = lock_business(session, business_id, share=True)
+        if business is None or business.owner_id != owner_id:
             return None
         existing = _post_item(session, business.id, identity)
         if existing:
@@ -287,15 +290,7 @@ def resume_source(db: Database, owner_id: int, source_id: int, now: datetime) ->
     with db.write() as session:
         source = owned_source(session, owner_id, source_id)
         if source is not None:
-            update_source(
-                session,
-                source.id,
-                paused=False,
-                failures=0,
-                next_check_at=now,
-                last_error=None,
-                last_error_detail=None,
-            )
+            resume_paused_source(session, source.id, now)  # only if still paused
         return source
 
 

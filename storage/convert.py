@@ -95,3 +95,10 @@ def serialize_job(session: Session, job_id: int) -> None:
     """
     if is_postgres(session):
         session.execute(text("SELECT pg_advisory_xact_lock(:job)"), {"job": job_id})
+
+
+def share_job(session: Session, job_id: int) -> None:
+    """Run alongside other sharers of `job_id`, but not while `serialize_job` holds it
+    (PostgreSQL shared advisory lock; SQLite writers already run one at a time)."""
+    if is_postgres(session):
+        session.execute(text("SELECT pg_advisory_xact_lock_shared(:job)"), {"job": job_id})

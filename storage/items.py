@@ -139,6 +139,22 @@ def approve_pending_of_business(session: Session, business_id: int, now: datetim
     return ids
 
 
+def withdraw_queued(
+    session: Session, business_id: int, moderator_id: int | None, now: datetime
+) -> list[int]:
+    """A suspended business's waiting news (pending or approved) is rejected, by
+    `moderator_id`: no card press, publication or digest can share it afterwards. Returns
+    those item ids."""
+    queued = [ItemState.PENDING.value, ItemState.APPROVED.value]
+    result = session.execute(
+        update(ITEMS)
+        .where(IT.business_id == business_id, IT.state.in_(queued))
+        .values(state=ItemState.REJECTED.value, decided_by=moderator_id, decided_at=now)
+        .returning(IT.id)
+    )
+    return sorted(row[0] for row in result.all())
+
+
 def _queued_select() -> Any:
     return select(
         IT.id,

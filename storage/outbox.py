@@ -245,6 +245,15 @@ def cancel_pending(session: Session, ref: str, reason: str) -> None:
     )
 
 
+def cancel_cards_to(session: Session, chat_id: int, reason: str) -> None:
+    """Unsent moderation cards for one chat are not sent (a moderator removed)."""
+    session.execute(
+        update(DELIVERIES)
+        .where(D.chat_id == chat_id, D.kind == "card", D.state == DeliveryState.PENDING.value)
+        .values(state=DeliveryState.FAILED.value, last_error=reason)
+    )
+
+
 def count_deliveries(session: Session, since: datetime) -> dict[str, int]:
     """Deliveries created since `since`, by state."""
     query = select(D.state, func.count()).where(D.created_at >= since).group_by(D.state)

@@ -90,6 +90,31 @@ def get_business(session: Session, business_id: int) -> Business | None:
     return to_business(row) if row else None
 
 
+def lock_business(session: Session, business_id: int, *, share: bool = False) -> Business | None:
+    """The business as it is now, its row locked until the transaction ends.
+
+    `share` (FOR SHARE) is for writers whose decision depends on the business without
+    changing it (ingest, /post): they run together, and a change to the business waits for
+    them (or they for it). Without `share`, FOR UPDATE. PostgreSQL only: on SQLite the
+    writer lock (BEGIN IMMEDIATE) already serialises every writer. Lock order everywhere:
+    business, then source, then items.
+    """
+    query = select(BusinessRow).where(col(BusinessRow.id) == business_id)
+    if is_postgres(session):
+        query = query.with_for_update(read=share)
+    row = session.exec(query.execution_options(populate_existing=True)).first()
+    return to_business(row) if row else None
+
+
+def lock_source(session: Session, source_id: int) -> Source | None:
+    """The source as it is now, its row locked FOR UPDATE (PostgreSQL); None when deleted."""
+    query = select(SourceRow).where(col(SourceRow.id) == source_id)
+    if is_postgres(session):
+        query = query.with_for_update()
+    row = session.exec(query.execution_options(populate_existing=True)).first()
+    return to_source(row) if row else None
+
+
 def businesses_of(session: Session, owner_id: int) -> list[Business]:
     rows = session.exec(select(BusinessRow).where(col(BusinessRow.owner_id) == owner_id)).all()
     return [to_business(r) for r in rows]
@@ -111,12 +136,18 @@ def get_source(session: Session, source_id: int) -> Source | None:
 
 def delete_source(session: Session, source_id: int) -> None:
     """Forget a source; its items stay (they may have been published)."""
+    found = get_source(session, source_id)
+    if found is None:
+        return
+    # Locked (business shared, then source): an ingest of this source either commits its
+    # items first (they are kept, unlinked) or sees the source gone; no orphan reference.
+    lock_business(session, found.business_id, share=True)
+    if lock_source(session, source_id) is None:
+        return
     session.execute(
         update(ItemRow).where(col(ItemRow.source_id) == source_id).values(source_id=None)
     )
-    row = session.get(SourceRow, source_id)
-    if row:
-        session.delete(row)
+    session.execute(SOURCES.delete().where(SOURCES.c.id == source_id))
 
 
 def update_business(session: Session, business_id: int, **values: Any) -> None:
@@ -159,6 +190,22 @@ def claim_due_sources(db: Database, now: datetime, limit: int, lease: timedelta)
                 .values(next_check_at=now + lease)
             )
         return sources
+
+
+def resume_paused_source(session: Session, source_id: int, now: datetime) -> bool:
+    """Un-pause a source: failures forgotten, due now. False when it was not paused.
+
+    Conditional UPDATE (`paused` re-checked in its WHERE): a stale or repeated ▶ press
+    cannot make a source that a worker is checking due again (two checks at once).
+    """
+    result = session.execute(
+        update(SourceRow)
+        .where(col(SourceRow.id) == source_id, col(SourceRow.paused).is_(True))
+        .values(
+            paused=False, failures=0, next_check_at=now, last_error=None, last_error_detail=None
+        )
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def update_source(session: Session, source_id: int, **values: Any) -> None:

@@ -28,13 +28,8 @@ from relay.i18n import text
 from relay.telegram_html import ELLIPSIS, escape, fits, truncate_text
 from storage import items as item_queries
 from storage import outbox, people
-from storage.sources import (
-    count_sources,
-    find_businesses,
-    pending_businesses,
-    update_business,
-)
-from storage.values import Business, BusinessStatus
+from storage.sources import count_sources, find_businesses, pending_businesses
+from storage.values import Business
 
 Handler = Callable[[Update, Context], Coroutine[object, object, None]]
 QUEUE_CARDS = 5  # cards re-sent by /queue; the rest are listed
@@ -166,9 +161,7 @@ async def _set_trust(update: Update, context: Context, *, trusted: bool) -> None
         return
     found = services(context)
     with found.db.write() as session:
-        update_business(session, business.id, trusted=trusted)
-        if trusted and business.status is BusinessStatus.ACTIVE:
-            item_queries.approve_pending_of_business(session, business.id, found.clock())
+        moderation.set_trust(session, business.id, trusted, found.clock())
     key = "moderation.trusted" if trusted else "moderation.untrusted"
     await reply(update, context, key, name=escape(business.name))
 
@@ -180,9 +173,9 @@ async def suspend(update: Update, context: Context) -> None:
     if business is None:
         return
     found = services(context)
+    uid = update.effective_user.id if update.effective_user else 0
     with found.db.write() as session:
-        update_business(session, business.id, status=BusinessStatus.SUSPENDED.value, trusted=False)
-        moderation.notify_owner(session, business, "moderation.owner_suspended", found.clock())
+        moderation.suspend(session, business.id, uid, found.clock())
     await reply(update, context, "moderation.suspended", name=escape(business.name))
 
 
@@ -229,7 +222,7 @@ async def delmod(update: Update, context: Context) -> None:
         await reply(update, context, "moderation.cannot_remove_admin")
         return
     with found.db.write() as session:
-        removed = people.remove_moderator(session, target)
+        removed = moderation.remove_moderator(session, target)
     await reply(
         update, context, "moderation.removed" if removed else "moderation.not_a_mod", user=target
     )

@@ -6,7 +6,15 @@ import threading
 
 import pytest
 
-from relay.moderation import Actor, Press, decide, parse_callback
+from relay.moderation import (
+    Actor,
+    Press,
+    decide,
+    enqueue_item_cards,
+    parse_callback,
+    set_trust,
+    suspend,
+)
 from relay.settings import Settings
 from storage import outbox, people
 from storage.engine import Database
@@ -144,8 +152,6 @@ def test_approving_a_business_sends_its_waiting_news_to_moderation(
 
 def test_decided_cards_are_edited_to_show_who_decided(db: Database, settings: Settings) -> None:
     _, (item_id,) = business_with_items(db, [ItemState.PENDING])
-    from relay.moderation import enqueue_item_cards
-
     with db.write() as s:
         enqueue_item_cards(s, [item_id], settings, T0)
         for n, card in enumerate(outbox.deliveries_for(s)):
@@ -155,3 +161,39 @@ def test_decided_cards_are_edited_to_show_who_decided(db: Database, settings: Se
         edits = [d for d in outbox.deliveries_for(s) if d.kind == "edit"]
     assert sorted(d.edit_message_id or 0 for d in edits) == [100, 101]
     assert all("Refusée par Bob" in d.text and "Bouquet 0" in d.text for d in edits)
+
+
+@pytest.mark.parametrize("how", ["suspend", "reject registration"])
+def test_a_suspended_business_has_nothing_left_waiting(
+    db: Database, settings: Settings, how: str
+) -> None:
+    """Its pending and approved news is rejected (no later press, post or digest shares it),
+    unsent cards are dropped; what was published stays published."""
+    states = [ItemState.PENDING, ItemState.APPROVED, ItemState.PUBLISHED]
+    status = BusinessStatus.ACTIVE if how == "suspend" else BusinessStatus.PENDING
+    business_id, ids = business_with_items(db, states, status)
+    with db.write() as s:
+        if status is BusinessStatus.ACTIVE:
+            enqueue_item_cards(s, [ids[0]], settings, T0)
+        if how == "suspend":
+            suspend(s, business_id, ALICE.id, T0)
+        else:
+            decide(s, Press("b", "r", business_id), ALICE, settings, T0)
+        cards = [d for d in outbox.deliveries_for(s) if d.kind == "card" and d.item_id]
+    assert [state_of(db, i) for i in ids] == ["rejected", "rejected", "published"]
+    assert all(d.state is DeliveryState.FAILED for d in cards)
+    with db.write() as s:
+        late = decide(s, Press("i", "a", ids[0]), BOB, settings, T0)
+    assert (late.won, late.state, late.decided_by) == (False, "rejected", ALICE.id)
+
+
+def test_trusting_drops_the_unsent_cards_of_the_news_it_approves(
+    db: Database, settings: Settings
+) -> None:
+    business_id, (item_id,) = business_with_items(db, [ItemState.PENDING])
+    with db.write() as s:
+        enqueue_item_cards(s, [item_id], settings, T0)
+        set_trust(s, business_id, True, T0)
+        cards = outbox.deliveries_for(s, item_id=item_id)
+    assert state_of(db, item_id) == "approved"
+    assert [d.state for d in cards] == [DeliveryState.FAILED, DeliveryState.FAILED]
