@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 import pytest
 
@@ -219,7 +220,7 @@ def test_a_page_nested_thousands_deep_is_read() -> None:
 def recursion_room(frames: int) -> Iterator[None]:
     """Only `frames` more Python frames than the caller has (Python's own limit is 1,000)."""
     depth = 0
-    frame = sys._getframe()
+    frame: FrameType | None = sys._getframe()
     while frame is not None:
         depth, frame = depth + 1, frame.f_back
     previous = sys.getrecursionlimit()
