@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import RowMapping, bindparam, func, select, update
 from sqlmodel import Session
 
-from storage.convert import insert_ignoring_conflicts, split_list, to_subscriber
+from storage.convert import insert_ignoring_conflicts, is_postgres, split_list, to_subscriber
 from storage.tables import (
     BUSINESSES,
     DIGESTS,
@@ -123,6 +123,10 @@ def record_digests(
 ) -> set[tuple[int, str]]:
     """Claim many digests in one statement; returns the (subscriber id, period) pairs claimed
     now. A period already composed (by this or another worker) is left out: at most once."""
+    # Settings were read when the job began: re-read under the lock the UPDATE below takes
+    # anyway, so a /stop committed meanwhile (or under way) gets no digest.
+    wanting = _still_wanting(session, [d.subscriber_id for d in digests if d.subscriber_id])
+    digests = [d for d in digests if not d.subscriber_id or d.subscriber_id in wanting]
     if not digests:
         return set()
     rows = [
@@ -145,6 +149,22 @@ def record_digests(
     if advanced:  # subscribers' last digest moves to the cutoff of the one just recorded
         session.connection().execute(_ADVANCE, advanced)
     return won
+
+
+def _still_wanting(session: Session, subscriber_ids: Sequence[int]) -> set[int]:
+    """Those of these subscribers who still want digests, their rows locked FOR NO KEY UPDATE
+    in id order on PostgreSQL (SQLite's writers already run one at a time)."""
+    if not subscriber_ids:
+        return set()
+    query = (
+        select(S.id)
+        .where(S.id.in_(sorted(set(subscriber_ids))), S.active.is_(True))
+        .where(S.frequency != Frequency.OFF.value)
+        .order_by(S.id)
+    )
+    if is_postgres(session):
+        query = query.with_for_update(key_share=True)
+    return set(session.execute(query).scalars())
 
 
 _ADVANCE = (

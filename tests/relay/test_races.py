@@ -15,7 +15,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -25,7 +25,8 @@ from sqlalchemy import event, select, text
 
 from bench.races import invariants, run
 from feeds.models import FetchResult
-from relay import moderation
+from relay import digest_job, moderation
+from relay.digest import ComposedDigest
 from relay.ingest import record_items
 from relay.moderation import Actor, Press
 from relay.parsing import ParsedDocument, ParseJob, parse_document
@@ -45,7 +46,7 @@ from storage.sources import (
     update_source,
 )
 from storage.tables import DELIVERIES, ITEMS
-from storage.values import BusinessStatus, ItemState, Source
+from storage.values import BusinessStatus, Frequency, ItemState, Source
 from tests.support.builders import T0, entries, item_row, relay_settings, rss
 
 postgres_only = pytest.mark.skipif(
@@ -389,6 +390,56 @@ def test_moderator_removed_while_cards_are_addressed(
         waiting = [d for d in outbox.deliveries_for(s) if d.state.value == "pending"]
     assert {d.chat_id for d in waiting if d.kind == "card"} == {ALICE.id}
     assert no_violation(db)["carded"] == 3
+
+
+# --- a digest composed while its reader says /stop ---------------------------------------------
+
+EVENING = T0.replace(hour=19, minute=30)  # 20:30 in Paris: daily digests (18:00) are due
+READERS = (301, 302)
+
+
+def due_digests(db: Database) -> Sequence[ComposedDigest]:
+    """Two readers due for their daily digest, one approved item: composed, not yet written."""
+    with db.write() as s:
+        business = create_business(
+            s, NewBusiness("Fleurs Lila", OWNER, status=BusinessStatus.ACTIVE), T0
+        )
+        insert_items(s, [item_row(business.id, "news", EVENING - timedelta(hours=1))])
+        for chat in READERS:
+            people.subscribe(s, chat, "fr", EVENING - timedelta(days=1))
+    due, composer = digest_job.prepare(db, EVENING)
+    return digest_job.compose_all(composer, due)
+
+
+def stop(db: Database, chat_id: int) -> Callable[[], object]:
+    def act() -> object:
+        with db.write() as s:
+            return people.update_subscriber(s, chat_id, frequency=Frequency.OFF.value)
+
+    return act
+
+
+def digests_to(db: Database) -> set[int]:
+    with db.read() as s:
+        query = select(DELIVERIES.c.chat_id).where(DELIVERIES.c.kind == "digest")
+        return set(s.execute(query).scalars())
+
+
+def test_a_reader_who_stopped_while_digests_were_composed_gets_none(db: Database) -> None:
+    """The job read its subscribers when it began; the claim re-reads them."""
+    composed = due_digests(db)
+    stop(db, READERS[0])()
+    digest_job.record(db, composed, EVENING)
+    assert digests_to(db) == {READERS[1]}
+
+
+@postgres_only
+def test_a_stop_under_way_while_digests_are_claimed(db: Database, other: Database) -> None:
+    """The claim waits for a /stop being written (it locks the rows it re-reads)."""
+    composed = due_digests(db)
+    hold = Hold(other, after=r"^UPDATE subscribers")  # stopped, not yet committed
+    interleave(hold, stop(other, READERS[0]), lambda: digest_job.record(db, composed, EVENING), db)
+    assert digests_to(db) == {READERS[1]}
 
 
 # --- everything at once --------------------------------------------------------------------------
