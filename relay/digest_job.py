@@ -3,8 +3,8 @@
 `due_periods` (pure) says whose digest is due and for which period; the unique
 (subscriber, period) row written in the same transaction as the messages makes it
 at-most-once, also across restarts and several workers. The job reads the candidates and the
-items once, composes in memory (`DigestComposer`), and writes in batches: each batch is one
-short transaction, run in a thread, so the event loop keeps sending and answering meanwhile.
+items once, composes in memory (`DigestComposer`), and writes in short transactions of about
+a hundred rows, each in a thread, so the event loop keeps sending and answering meanwhile.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, time, timedelta
 from functools import cache
-from time import perf_counter
 from zoneinfo import ZoneInfo
 
 from relay.digest import (
@@ -40,8 +39,7 @@ from storage.values import Frequency, Subscriber
 ROUNDUP_SUBSCRIBER_ID = 0  # the channel's weekly roundup, recorded like a subscriber's
 ROUNDUP_HOUR = 10  # Monday, local time
 BATCH = 200  # subscribers composed per step
-WRITE_SECONDS = 0.025  # a write transaction holds SQLite's lock about this long
-WRITE_ROWS = (20, 100, 500)  # least, first and most rows (digests + messages) per write
+WRITE_ROWS = 100  # digests + messages per write transaction: SQLite's lock is held ~10-40 ms
 
 
 @cache
@@ -59,33 +57,22 @@ async def compose_due_digests(db: Database, now: datetime, *, batch: int = BATCH
 
     Each step runs in a thread and comes back to the loop: between two write transactions the
     loop's own writers (the sender) get the database, instead of polling for SQLite's lock.
-    Each write is sized from the pace of the previous one to stay short on a busy machine.
     """
-    composed, rows = 0, WRITE_ROWS[1]
+    composed = 0
     with heap_frozen():
         due, composer = await asyncio.to_thread(prepare, db, now)
         for chunk in batches(due, batch):
-            digests: Sequence[ComposedDigest] = await asyncio.to_thread(
-                compose_all, composer, chunk
-            )
-            while digests:
-                group, digests = split_off(digests, rows)
-                started = perf_counter()
+            digests = await asyncio.to_thread(compose_all, composer, chunk)
+            for group in write_groups(digests):
                 composed += await asyncio.to_thread(record, db, group, now)
-                rows = next_write_rows(row_count(group), perf_counter() - started)
     return composed
 
 
 def send_due_digests(db: Database, now: datetime, *, batch: int = BATCH) -> int:
-    """`compose_due_digests`, in the calling thread, in writes of a fixed size."""
+    """`compose_due_digests`, in the calling thread."""
     due, composer = prepare(db, now)
-    composed = 0
-    for chunk in batches(due, batch):
-        digests: Sequence[ComposedDigest] = compose_all(composer, chunk)
-        while digests:
-            group, digests = split_off(digests, WRITE_ROWS[1])
-            composed += record(db, group, now)
-    return composed
+    digests = (compose_all(composer, chunk) for chunk in batches(due, batch))
+    return sum(record(db, group, now) for chunk in digests for group in write_groups(chunk))
 
 
 @contextmanager
@@ -122,28 +109,20 @@ def compose_all(composer: DigestComposer, due: Sequence[DueDigest]) -> list[Comp
     return [composer.compose(d, labels(d.subscriber.language, d.subscriber.frequency)) for d in due]
 
 
-def row_count(digests: Sequence[ComposedDigest]) -> int:
-    """Rows a write of these digests inserts: one per digest and one per message."""
-    return sum(1 + len(d.messages) for d in digests)
-
-
-def split_off(
-    digests: Sequence[ComposedDigest], rows: int
-) -> tuple[Sequence[ComposedDigest], Sequence[ComposedDigest]]:
-    """The first digests that fit in `rows` rows (one at least), and the rest."""
-    count = 0
+def write_groups(
+    digests: Sequence[ComposedDigest], rows: int = WRITE_ROWS
+) -> Iterator[Sequence[ComposedDigest]]:
+    """Consecutive digests of at most `rows` rows in all (one per digest and one per message),
+    one digest at least."""
+    start, count = 0, 0
     for n, digest in enumerate(digests):
-        count += 1 + len(digest.messages)
-        if n and count > rows:
-            return digests[:n], digests[n:]
-    return digests, []
-
-
-def next_write_rows(rows: int, seconds: float) -> int:
-    """Rows for the next write, to take about WRITE_SECONDS at the pace of the last one
-    (`rows` in `seconds`): more on an idle machine, fewer on a busy one."""
-    least, _, most = WRITE_ROWS
-    return int(min(max(rows * WRITE_SECONDS / max(seconds, 0.001), least), most))
+        size = 1 + len(digest.messages)
+        if n > start and count + size > rows:
+            yield digests[start:n]
+            start, count = n, 0
+        count += size
+    if start < len(digests):
+        yield digests[start:]
 
 
 def record(db: Database, digests: Sequence[ComposedDigest], now: datetime) -> int:

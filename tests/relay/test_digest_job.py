@@ -21,13 +21,7 @@ from relay.digest import (
     digest_period,
     select_for_subscriber,
 )
-from relay.digest_job import (
-    compose_due_digests,
-    labels,
-    next_write_rows,
-    send_due_digests,
-    split_off,
-)
+from relay.digest_job import compose_due_digests, labels, send_due_digests, write_groups
 from storage import items as item_queries
 from storage import people
 from storage.engine import Database
@@ -253,28 +247,15 @@ def test_record_digests_claims_each_period_once_and_moves_the_cutoff(db: Databas
 @pytest.mark.parametrize(
     ("sizes", "rows", "expected"),
     [
-        ([], 10, ([], [])),
-        ([3, 3, 3], 10, ([3, 3], [3])),  # 4 + 4 rows fit, the third would make 12
-        ([20, 1], 10, ([20], [1])),  # one digest at least, even over the limit
-        ([0, 0, 0], 2, ([0, 0], [0])),  # an empty digest is one row
+        ([], 10, []),
+        ([3, 3, 3], 10, [[3, 3], [3]]),  # 4 + 4 rows fit, the third would make 12
+        ([20, 1], 10, [[20], [1]]),  # one digest at least, even over the limit
+        ([0, 0, 0], 2, [[0, 0], [0]]),  # an empty digest is one row
     ],
 )
-def test_split_off(sizes: list[int], rows: int, expected: tuple[list[int], list[int]]) -> None:
+def test_write_groups(sizes: list[int], rows: int, expected: list[list[int]]) -> None:
     reader = Subscriber(1, 42, "fr", Frequency.DAILY, 18, "Europe/Paris", (), (), True)
     due = DueDigest(reader, "D2026-11-23", None)
-    group, rest = split_off([ComposedDigest(due, size, ("m",) * size) for size in sizes], rows)
-    assert ([len(d.messages) for d in group], [len(d.messages) for d in rest]) == expected
-
-
-@pytest.mark.parametrize(
-    ("rows", "seconds", "expected"),
-    [
-        (100, 0.025, 100),  # on pace
-        (100, 0.050, 50),  # slower machine: half as many
-        (100, 0.010, 250),
-        (100, 5.0, 20),  # never fewer than 20
-        (100, 0.0, 500),  # never more than 500
-    ],
-)
-def test_next_write_rows(rows: int, seconds: float, expected: int) -> None:
-    assert next_write_rows(rows, seconds) == expected
+    digests = [ComposedDigest(due, size, ("m",) * size) for size in sizes]
+    groups = write_groups(digests, rows)
+    assert [[len(d.messages) for d in group] for group in groups] == expected
