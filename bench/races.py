@@ -178,7 +178,10 @@ def _decide_business(world: World) -> str:
 
 
 def _decide_item(world: World) -> str:
-    item = world.pick("SELECT id FROM items WHERE state = 'pending'")
+    item = world.pick(  # only items with cards to press: those of active businesses
+        "SELECT i.id FROM items i JOIN businesses b ON b.id = i.business_id"
+        " WHERE i.state = 'pending' AND b.status = 'active'"
+    )
     if item is None:
         return "idle"
     action = world.rng.choices("art", weights=(6, 2, 2))[0]

@@ -245,6 +245,9 @@ def _decide_item(
 def _decide_business(
     session: Session, press: Press, actor: Actor, settings: Settings, now: datetime
 ) -> Outcome:
+    # First, before any card row is touched: an approval addresses new cards after editing
+    # others, and a moderator's removal takes this lock before touching their cards.
+    share_job(session, MODERATORS_LOCK)
     status = BusinessStatus.SUSPENDED if press.action == "r" else BusinessStatus.ACTIVE
     business = get_business(session, press.target)
     if business is None:

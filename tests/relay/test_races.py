@@ -392,6 +392,30 @@ def test_moderator_removed_while_cards_are_addressed(
     assert no_violation(db)["carded"] == 3
 
 
+@postgres_only
+def test_moderator_removed_while_a_registration_is_approved(
+    db: Database, other: Database, settings: Settings
+) -> None:
+    """No deadlock: the approval edits the registration's cards (Bob's among them) and then
+    addresses its waiting news's cards, so it takes the moderators lock before either."""
+    place = shop(db, settings, BusinessStatus.PENDING)
+    with db.write() as s:
+        business = get_business(s, place.business_id)
+        assert business is not None
+        moderation.enqueue_business_card(s, business, place.source.url, settings, T0)
+
+    def remove() -> object:
+        with db.write() as s:
+            return moderation.remove_moderator(s, BOB.id)
+
+    hold = Hold(other, after=r"^UPDATE deliveries")  # unsent registration cards cancelled
+    interleave(hold, decision(other, "approve", place, settings), remove, db)
+    with db.read() as s:
+        waiting = [d for d in outbox.deliveries_for(s) if d.state.value == "pending"]
+    assert {d.chat_id for d in waiting if d.kind == "card"} == {ALICE.id}
+    assert no_violation(db)["carded"] == 1
+
+
 # --- a digest composed while its reader says /stop ---------------------------------------------
 
 EVENING = T0.replace(hour=19, minute=30)  # 20:30 in Paris: daily digests (18:00) are due
