@@ -22,6 +22,7 @@ from feeds.fetch import Fetcher
 from feeds.models import FeedItem, FeedLink
 from feeds.reader import Progress, SourceReading, discover_source, read_source
 from relay.i18n import language_for, text
+from relay.parsing import ParserPool
 from relay.settings import Settings
 
 
@@ -125,17 +126,34 @@ def run_discover(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _read(url: str, settings: Settings) -> SourceReading:
-    async with Fetcher(settings.fetch) as fetcher:
-        return await read_source(
-            fetcher, url, max_probes=settings.fetch.max_probes, progress=_progress()
-        )
+    # One parse worker: the site's documents get the relay's deadline and memory ceiling.
+    parsers = ParserPool.from_settings(settings.polling, workers=1)
+    try:
+        async with Fetcher(settings.fetch) as fetcher:
+            return await read_source(
+                fetcher,
+                url,
+                max_probes=settings.fetch.max_probes,
+                progress=_progress(),
+                parse=parsers.parse_fetched,
+            )
+    finally:
+        parsers.close()
 
 
 async def _discover(url: str, settings: Settings) -> list[FeedLink]:
-    async with Fetcher(settings.fetch) as fetcher:
-        return await discover_source(
-            fetcher, url, max_probes=settings.fetch.max_probes, progress=_progress()
-        )
+    parsers = ParserPool.from_settings(settings.polling, workers=1)
+    try:
+        async with Fetcher(settings.fetch) as fetcher:
+            return await discover_source(
+                fetcher,
+                url,
+                max_probes=settings.fetch.max_probes,
+                progress=_progress(),
+                parse=parsers.parse_fetched,
+            )
+    finally:
+        parsers.close()
 
 
 def _progress() -> Progress | None:

@@ -53,6 +53,7 @@ class PollingSettings:
     initial_max_age_days: int = 14  # ... only if that recent
     parse_workers: int = 2
     parse_deadline_seconds: float = 10.0
+    parse_memory_mb: int = 512  # address space of one parse worker (RLIMIT_AS); 0: no cap
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -116,6 +117,7 @@ class Settings:
             polling=PollingSettings(
                 interval_minutes=max(5, int(env.get("RELAY_POLL_MINUTES", 15))),
                 concurrency=int(env.get("RELAY_POLL_CONCURRENCY", 10)),
+                parse_memory_mb=int(env.get("RELAY_PARSE_MEMORY_MB", 512)),
             ),
         )
 

@@ -58,7 +58,7 @@ class Worker:
     def __post_init__(self) -> None:
         polling = self.settings.polling
         self.fetcher = Fetcher(self.settings.fetch)
-        self.parsers = ParserPool(polling.parse_workers, polling.parse_deadline_seconds)
+        self.parsers = ParserPool.from_settings(polling)
         self.poller = Poller(self.db, self.fetcher, self.parsers, self.settings, self.clock)
         self.sender = Sender(self.db, self.bot, self.clock, channel=self.settings.channel)
         self.scheduler = AsyncIOScheduler(timezone="UTC")

@@ -22,6 +22,7 @@ from relay.bot.common import Context, language, reply
 from relay.bot.ratelimit import ChatRateLimiter, PerChatProcessor
 from relay.bot.services import Services
 from relay.clock import utcnow
+from relay.parsing import ParserPool
 from relay.i18n import text
 from relay.settings import Settings
 from relay.wire import sender_bot
@@ -122,9 +123,14 @@ async def run_relay(settings: Settings, *, bot: bool = True, worker: bool = True
         async with app, outbox_bot:
             runner = Worker(settings, db, outbox_bot) if worker else None
             services.channel_id = await runner.resolve_channel() if runner else None
+            # Registrations parse in the worker's pool, or in one worker of their own.
+            own = None if runner else ParserPool.from_settings(settings.polling, workers=1)
+            services.parsers = runner.parsers if runner else own
             await _start(app, runner, bot=bot)
             await _wait_for_signal()
             await _stop(app, runner, bot=bot)
+            if own:
+                own.close()
     db.dispose()
 
 

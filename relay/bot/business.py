@@ -133,7 +133,8 @@ async def _read(update: Update, context: Context, typed: str, lang: str) -> Foun
     await send(update, context, text(lang, "register.looking", url=excerpt(url, URL_EXCERPT)))
     wired = services(context)
     probes = wired.settings.fetch.max_probes
-    return found_in(await read_source(wired.fetcher, url, max_probes=probes))
+    parse = wired.parsers.parse_fetched if wired.parsers else None
+    return found_in(await read_source(wired.fetcher, url, max_probes=probes, parse=parse))
 
 
 async def no_website(update: Update, context: Context) -> int:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from feeds.fetch import Fetcher
 from relay.clock import Clock, utcnow
+from relay.parsing import ParserPool
 from relay.settings import Settings
 from storage.engine import Database
 
@@ -18,3 +19,5 @@ class Services:
     clock: Clock = utcnow
     channel_id: int | None = None
     bot_username: str | None = field(default=None)
+    # Registration parses sites here, off the event loop; None: inline (tests, tools).
+    parsers: ParserPool | None = None
