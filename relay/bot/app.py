@@ -22,8 +22,8 @@ from relay.bot.common import Context, language, reply
 from relay.bot.ratelimit import ChatRateLimiter, PerChatProcessor
 from relay.bot.services import Services
 from relay.clock import utcnow
-from relay.parsing import ParserPool
 from relay.i18n import text
+from relay.parsing import ParserPool
 from relay.settings import Settings
 from relay.wire import sender_bot
 from relay.worker import Worker
