@@ -23,7 +23,7 @@ from feeds.models import FeedItem, FeedLink
 from feeds.reader import Progress, SourceReading, discover_source, read_source
 from relay.i18n import language_for, text
 from relay.parsing import ParserPool
-from relay.settings import Settings
+from relay.settings import Settings, SettingsError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,7 +31,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # python-telegram-bot 22: durations as timedelta, without deprecation warnings.
     os.environ.setdefault("PTB_TIMEDELTA", "1")
     args = _parser().parse_args(argv)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:  # one sentence in the user's language, never a traceback
+        print(text(cli_language(), exc.key), file=sys.stderr)
+        return 2
     handler = COMMANDS[args.command]
     return handler(args, settings)
 

@@ -149,3 +149,27 @@ def test_discover_lists_feeds_in_document_order(server: LocalServer) -> None:
         {"url": server.url("/feed/"), "type": "rss", "title": "Articles"},
         {"url": server.url("/blog/comments.atom"), "type": "atom", "title": "Commentaires"},
     ]
+
+
+@pytest.mark.parametrize(("lang", "words"), [("fr", "RELAY_WEBHOOK_SECRET"), ("en", "SECRET")])
+def test_a_webhook_without_its_secret_is_refused_in_one_sentence(lang: str, words: str) -> None:
+    env = {
+        **os.environ,
+        "RELAY_LANG": lang,
+        "TELEGRAM_BOT_TOKEN": "123456:TEST-TOKEN",
+        "RELAY_WEBHOOK_URL": "https://relay.example/",
+        "RELAY_WEBHOOK_SECRET": "",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "relay.cli", "run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=Path(__file__).parent.parent,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert words in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
