@@ -141,13 +141,12 @@ def record_digests(
     ]
     claimed = session.execute(_claim_statement(session), rows)
     won = {(row[0], row[1]) for row in claimed}
-    advanced = [
-        {"v_id": d.subscriber_id, "v_at": d.cutoff}
-        for d in digests
-        if d.subscriber_id and (d.subscriber_id, d.period) in won
-    ]
-    if advanced:  # subscribers' last digest moves to the cutoff of the one just recorded
-        session.connection().execute(_ADVANCE, advanced)
+    advanced: dict[datetime, list[int]] = {}  # subscribers' last digest moves to its cutoff
+    for d in digests:
+        if d.subscriber_id and (d.subscriber_id, d.period) in won:
+            advanced.setdefault(d.cutoff, []).append(d.subscriber_id)
+    for cutoff, ids in advanced.items():
+        session.connection().execute(_ADVANCE, {"v_ids": ids, "v_at": cutoff})
     return won
 
 
@@ -168,7 +167,9 @@ def _still_wanting(session: Session, subscriber_ids: Sequence[int]) -> set[int]:
 
 
 _ADVANCE = (
-    update(SUBSCRIBERS).where(S.id == bindparam("v_id")).values(last_digest_at=bindparam("v_at"))
+    update(SUBSCRIBERS)
+    .where(S.id.in_(bindparam("v_ids", expanding=True)))
+    .values(last_digest_at=bindparam("v_at"))
 )
 _CLAIMS: dict[str, Any] = {}  # built once per backend: thousands of claims run each time
 
