@@ -39,6 +39,7 @@ from storage import outbox
 from storage.engine import Database
 from storage.tables import DELIVERIES
 from tests.support.fake_telegram import TOKEN, FakeTelegram
+from tests.support.worker_process import process_database_url
 
 ROOT = Path(__file__).parents[1]
 ADMIN = 1000
@@ -58,14 +59,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def process_url(db: Database) -> str:
-    if db.is_sqlite:
-        return db.url
-    with db.engine.connect() as conn:
-        schema = conn.exec_driver_sql("SELECT current_schema()").scalar()
-    return f"{db.url}?options=-csearch_path%3D{schema}"
-
-
 def start_relay(
     db: Database, fake: FakeTelegram, workdir: Path, log: Any
 ) -> subprocess.Popen[bytes]:
@@ -73,7 +66,7 @@ def start_relay(
         **os.environ,
         "TELEGRAM_BOT_TOKEN": TOKEN,
         "TELEGRAM_API_BASE_URL": fake.base_url,
-        "RELAY_DATABASE_URL": process_url(db),
+        "RELAY_DATABASE_URL": process_database_url(db),
         "RELAY_ADMINS": str(ADMIN),
         "RELAY_CHANNEL": str(CHANNEL),
     }

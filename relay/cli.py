@@ -13,9 +13,9 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from feeds.errors import FeedError, NoFeedFoundError
 from feeds.fetch import Fetcher
@@ -24,6 +24,8 @@ from feeds.reader import Progress, SourceReading, discover_source, read_source
 from relay.i18n import language_for, text
 from relay.parsing import ParserPool
 from relay.settings import Settings, SettingsError
+
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -130,26 +132,20 @@ def run_discover(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _read(url: str, settings: Settings) -> SourceReading:
-    # One parse worker: the site's documents get the relay's deadline and memory ceiling.
-    parsers = ParserPool.from_settings(settings.polling, workers=1)
-    try:
-        async with Fetcher(settings.fetch) as fetcher:
-            return await read_source(
-                fetcher,
-                url,
-                max_probes=settings.fetch.max_probes,
-                progress=_progress(),
-                parse=parsers.parse_fetched,
-            )
-    finally:
-        parsers.close()
+    return await _with_reader(read_source, url, settings)
 
 
 async def _discover(url: str, settings: Settings) -> list[FeedLink]:
+    return await _with_reader(discover_source, url, settings)
+
+
+async def _with_reader(reader: Callable[..., Awaitable[T]], url: str, settings: Settings) -> T:
+    """Run `read_source` or `discover_source` with one parse worker: the site's documents
+    get the relay's deadline and memory ceiling, never the CLI's own process."""
     parsers = ParserPool.from_settings(settings.polling, workers=1)
     try:
         async with Fetcher(settings.fetch) as fetcher:
-            return await discover_source(
+            return await reader(
                 fetcher,
                 url,
                 max_probes=settings.fetch.max_probes,

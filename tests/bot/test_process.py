@@ -11,17 +11,9 @@ from pathlib import Path
 
 from storage.engine import Database
 from tests.support.fake_telegram import TOKEN, FakeTelegram
+from tests.support.worker_process import process_database_url
 
 ROOT = Path(__file__).parents[2]
-
-
-def process_database_url(db: Database) -> str:
-    """The test database as a URL another process can open (schema included on PostgreSQL)."""
-    if db.is_sqlite:
-        return db.url
-    with db.engine.connect() as conn:
-        schema = conn.exec_driver_sql("SELECT current_schema()").scalar()
-    return f"{db.url}?options=-csearch_path%3D{schema}"
 
 
 async def test_bot_py_answers_and_stops_cleanly(

@@ -34,6 +34,15 @@ from tests.support.builders import relay_settings
 from tests.support.fake_telegram import TOKEN
 
 
+def process_database_url(db: Database) -> str:
+    """The test database as a URL another process can open (schema included on PostgreSQL)."""
+    if db.is_sqlite:
+        return db.url
+    with db.engine.connect() as conn:
+        schema = conn.exec_driver_sql("SELECT current_schema()").scalar()
+    return f"{db.url}?options=-csearch_path%3D{schema}"
+
+
 async def poll(db: Database) -> None:
     settings = relay_settings(polling=PollingSettings(parse_workers=0, batch_size=4))
     async with Fetcher(settings.fetch) as fetcher:
