@@ -318,3 +318,45 @@ async def test_parsing_runs_in_worker_processes_with_a_deadline(server: LocalSer
         assert pool.restarts == 1
     finally:
         pool.close()
+
+
+async def test_hostile_sources_cost_one_error_each_while_the_others_flow(
+    db: Database, settings: Settings, server: LocalServer
+) -> None:
+    """Entity bombs, an author trick and 50,000-deep markup, polled beside an ordinary feed
+    through real parse workers: each hostile source ends with one clear outcome, and the
+    ordinary source's news is queued in the same cycle."""
+    from bench import hostile
+
+    hostile_feeds = {
+        "/bomb.xml": hostile.entities_600k(),
+        "/author.xml": hostile.author_entity(),
+        "/comment.xml": hostile.author_comment(),
+        "/deep.xml": hostile.deep_div_6(),
+    }
+    for path, body in hostile_feeds.items():
+        server.route(path, Reply(200, body, {"Content-Type": "application/rss+xml"}))
+    serve_feed(server, "/ok.xml", rss(entries(2, prefix="ok")))
+    ids = {
+        path: add_source(db, server.url(path), name=path, owner=n)
+        for n, path in enumerate([*hostile_feeds, "/ok.xml"], start=1)
+    }
+    pool = ParserPool(2, deadline=10)
+    try:
+        async with Fetcher(settings.fetch) as fetcher:
+            report = await Poller(
+                db, fetcher, pool, settings, Clock(), rand=lambda: 0.5
+            ).poll_once()
+    finally:
+        pool.close()
+    with db.read() as s:
+        errors = {path: getattr(get_source(s, i), "last_error", None) for path, i in ids.items()}
+    assert errors["/bomb.xml"] == "entities_refused"
+    assert errors["/author.xml"] == "entities_refused"
+    assert errors["/comment.xml"] is None  # its item is kept, the author cut short
+    assert errors["/deep.xml"] is None  # its six items are kept, the markup flattened
+    assert errors["/ok.xml"] is None
+    assert report.claimed == 5
+    assert pool.restarts == 0  # nothing had to be killed: every document stayed in budget
+    got = states(db)
+    assert (got["g:ok0"], got["g:ok1"]) == ("pending", "pending")
