@@ -73,6 +73,8 @@ class Settings:
     fetch: FetchSettings = field(default_factory=FetchSettings)
     pacing: PacingSettings = field(default_factory=PacingSettings)
     polling: PollingSettings = field(default_factory=PollingSettings)
+    log_level: str = "INFO"  # DEBUG | INFO | WARNING | ERROR
+    log_format: str = "text"  # text | json (one JSON object per line)
 
     def __post_init__(self) -> None:
         # Without a secret, anyone who finds the webhook's address can forge updates.
@@ -101,6 +103,8 @@ class Settings:
             webhook_listen=env.get("RELAY_WEBHOOK_LISTEN", "0.0.0.0"),
             webhook_port=int(env.get("RELAY_WEBHOOK_PORT", 8443)),
             webhook_secret=env.get("RELAY_WEBHOOK_SECRET") or None,
+            log_level=(env.get("RELAY_LOG_LEVEL") or "INFO").upper(),
+            log_format=(env.get("RELAY_LOG_FORMAT") or "text").lower(),
             fetch=FetchSettings(
                 allow_private_networks=_flag(env.get("RELAY_ALLOW_PRIVATE_NETWORKS")),
                 proxy=env.get("RELAY_PROXY") or None,
