@@ -1,26 +1,24 @@
-"""One `Settings` object, read once from the environment (and a `.env` file), passed down."""
+"""One `Settings` object, read once from the environment (and a `.env` file), passed down.
+
+`relay.environment` reads and checks the raw values; the frozen dataclasses here are what
+the rest of the relay receives (and what tests build with `dataclasses.replace`).
+"""
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dotenv import dotenv_values
+
 from feeds.config import FetchSettings
-from relay.i18n import text
+from relay.environment import WEBHOOK_SECRET, RelayEnvironment, SettingsError, read_environment
+
+__all__ = ["PacingSettings", "PollingSettings", "Settings", "SettingsError", "read_dotenv"]
 
 DEFAULT_DATABASE_URL = "sqlite:///relay.db"
-WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what Telegram accepts as secret_token
-
-
-class SettingsError(ValueError):
-    """Settings the relay must not start with; `key` names the catalogue message to print."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(text("en", key))
-        self.key = key
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -87,64 +85,57 @@ class Settings:
     def from_env(
         cls, environ: Mapping[str, str] | None = None, dotenv: Path | None = None
     ) -> Settings:
-        """Read settings; real environment variables win over the `.env` file."""
+        """Read settings; real environment variables win over the `.env` file.
+
+        Raises `SettingsError` listing every bad value and unknown `RELAY_*` name at once.
+        """
         env = {
             **read_dotenv(dotenv or Path(".env")),
             **(os.environ if environ is None else environ),
         }
+        return cls.from_environment(read_environment(env))
+
+    @classmethod
+    def from_environment(cls, env: RelayEnvironment) -> Settings:
+        """The frozen settings the relay receives, from the validated environment."""
         return cls(
-            database_url=env.get("RELAY_DATABASE_URL") or DEFAULT_DATABASE_URL,
-            telegram_token=env.get("TELEGRAM_BOT_TOKEN") or None,
-            telegram_api_base_url=env.get("TELEGRAM_API_BASE_URL") or None,
-            channel=env.get("RELAY_CHANNEL") or None,
-            admins=_int_list(env.get("RELAY_ADMINS", "")),
-            moderation_chat=_opt_int(env.get("RELAY_MODERATION_CHAT")),
-            webhook_url=env.get("RELAY_WEBHOOK_URL") or None,
-            webhook_listen=env.get("RELAY_WEBHOOK_LISTEN", "0.0.0.0"),
-            webhook_port=int(env.get("RELAY_WEBHOOK_PORT", 8443)),
-            webhook_secret=env.get("RELAY_WEBHOOK_SECRET") or None,
-            log_level=(env.get("RELAY_LOG_LEVEL") or "INFO").upper(),
-            log_format=(env.get("RELAY_LOG_FORMAT") or "text").lower(),
-            fetch=FetchSettings(
-                allow_private_networks=_flag(env.get("RELAY_ALLOW_PRIVATE_NETWORKS")),
-                proxy=env.get("RELAY_PROXY") or None,
-            ),
+            database_url=env.database_url,
+            telegram_token=env.telegram_token,
+            telegram_api_base_url=env.telegram_api_base_url,
+            channel=env.channel,
+            admins=env.admins,
+            moderation_chat=env.moderation_chat,
+            webhook_url=env.webhook_url,
+            webhook_listen=env.webhook_listen,
+            webhook_port=env.webhook_port,
+            webhook_secret=env.webhook_secret,
+            log_level=env.log_level,
+            log_format=env.log_format,
+            fetch=FetchSettings(allow_private_networks=env.allow_private_networks, proxy=env.proxy),
             pacing=PacingSettings(
-                posts_per_hour=int(env.get("RELAY_POSTS_PER_HOUR", 6)),
-                daily_cap_per_business=int(env.get("RELAY_DAILY_CAP", 3)),
-                quiet_start_hour=int(env.get("RELAY_QUIET_START", 22)),
-                quiet_end_hour=int(env.get("RELAY_QUIET_END", 7)),
-                timezone=env.get("RELAY_TIMEZONE", "Europe/Paris"),
-                weekly_roundup=_flag(env.get("RELAY_WEEKLY_ROUNDUP", "1")),
-                weekly_exposure_ratio=float(env.get("RELAY_WEEKLY_EXPOSURE_RATIO", 0)),
+                posts_per_hour=env.posts_per_hour,
+                daily_cap_per_business=env.daily_cap,
+                quiet_start_hour=env.quiet_start,
+                quiet_end_hour=env.quiet_end,
+                timezone=env.timezone,
+                weekly_roundup=env.weekly_roundup,
+                weekly_exposure_ratio=env.weekly_exposure_ratio,
             ),
             polling=PollingSettings(
-                interval_minutes=max(5, int(env.get("RELAY_POLL_MINUTES", 15))),
-                concurrency=int(env.get("RELAY_POLL_CONCURRENCY", 10)),
-                parse_memory_mb=int(env.get("RELAY_PARSE_MEMORY_MB", 512)),
+                interval_minutes=env.poll_minutes,
+                concurrency=env.poll_concurrency,
+                parse_memory_mb=env.parse_memory_mb,
             ),
         )
 
+    def warnings(self) -> list[str]:
+        """Catalogue keys of what the relay can start without, but should not run without."""
+        missing = {"env.warn.no_channel": not self.channel, "env.warn.no_admins": not self.admins}
+        return [key for key, is_missing in missing.items() if is_missing]
+
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines; blank lines and # comments ignored; surrounding quotes removed."""
+    """The `.env` file as python-dotenv reads it: quotes, `export` and inline `# comments`."""
     if not path.is_file():
         return {}
-    values: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        key, sep, value = line.strip().partition("=")
-        if sep and key and not key.startswith("#"):
-            values[key.strip()] = value.strip().strip("'\"")
-    return values
-
-
-def _flag(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _int_list(value: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in value.replace(" ", "").split(",") if part)
-
-
-def _opt_int(value: str | None) -> int | None:
-    return int(value) if value else None
+    return {key: value or "" for key, value in dotenv_values(path, encoding="utf-8").items()}
