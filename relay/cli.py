@@ -3,6 +3,7 @@
 relay run                 bot and worker in one process (what `python bot.py` does)
 relay preview URL [--json]   read a feed or homepage and show its items
 relay discover URL [--json]  list the feeds a homepage offers
+relay --version | --help     (the help is in the operator's language)
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from feeds.errors import FeedError, NoFeedFoundError
 from feeds.fetch import Fetcher
 from feeds.models import FeedItem, FeedLink
 from feeds.reader import Progress, SourceReading, discover_source, read_source
-from relay.i18n import language_for, text
+from relay.cli_help import build_parser, language_from
+from relay.i18n import text
 from relay.parsing import ParserPool
 from relay.settings import Settings, SettingsError
 
@@ -32,32 +34,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the chosen command; returns the exit status."""
     # python-telegram-bot 22: durations as timedelta, without deprecation warnings.
     os.environ.setdefault("PTB_TIMEDELTA", "1")
-    args = _parser().parse_args(argv)
+    args = build_parser(cli_language(), COMMANDS).parse_args(argv)
     try:
         settings = Settings.from_env()
-    except SettingsError as exc:  # one sentence in the user's language, never a traceback
-        print(text(cli_language(), exc.key), file=sys.stderr)
+    except SettingsError as exc:  # every problem at once, in the user's language, no traceback
+        print(exc.render(cli_language()), file=sys.stderr)
         return 2
     handler = COMMANDS[args.command]
     return handler(args, settings)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="relay", description="Solidarity Relay")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="bot and worker in one process (what `python bot.py` does)")
-    sub.add_parser("bot", help="only the Telegram bot")
-    sub.add_parser("worker", help="only the scheduled work: poll, publish, digests, send")
-    db = sub.add_parser("db", help="database maintenance")
-    db.add_argument("action", choices=["upgrade"], help="apply the migrations")
-    for name, help_text in (
-        ("preview", "read a feed or a homepage and print its items"),
-        ("discover", "list the feeds a homepage advertises"),
-    ):
-        cmd = sub.add_parser(name, help=help_text)
-        cmd.add_argument("url")
-        cmd.add_argument("--json", action="store_true", help="print one JSON object")
-    return parser
 
 
 def run_relay_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -69,12 +53,20 @@ def run_relay_command(args: argparse.Namespace, settings: Settings) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    _warn_missing(settings)
     asyncio.run(
         run_relay(
             settings, bot=args.command in ("run", "bot"), worker=args.command in ("run", "worker")
         )
     )
     return 0
+
+
+def _warn_missing(settings: Settings) -> None:
+    """What the relay can start without, but should not run without: a warning in the log."""
+    lang = cli_language()
+    for key in settings.warnings():
+        logging.getLogger("relay").warning(text(lang, key))
 
 
 def run_db(args: argparse.Namespace, settings: Settings) -> int:
@@ -97,8 +89,8 @@ def _safe_url(url: str) -> str:
 
 
 def cli_language() -> str:
-    """The operator's language, from RELAY_LANG or the locale (French first)."""
-    return language_for(os.environ.get("RELAY_LANG") or os.environ.get("LANG") or "en")
+    """The operator's language: RELAY_LANG, then LANGUAGE, LC_ALL, LC_MESSAGES, LANG."""
+    return language_from(os.environ)
 
 
 def run_preview(args: argparse.Namespace, settings: Settings) -> int:

@@ -98,9 +98,11 @@ class SettingsError(ValueError):
         return self.problems[0].key
 
     def render(self, lang: str) -> str:
-        """The whole message in `lang`: a header, then one line per problem."""
+        """The whole message in `lang`: one line for one problem, else a header and a list."""
+        if len(self.problems) == 1:
+            return f"{text(lang, 'env.header_one')} {self.problems[0].render(lang)}"
         lines = [text(lang, "env.header", count=len(self.problems))]
-        lines += [problem.render(lang) for problem in self.problems]
+        lines += [f"• {problem.render(lang)}" for problem in self.problems]
         lines.append(text(lang, "env.footer"))
         return "\n".join(lines)
 
