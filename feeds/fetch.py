@@ -58,9 +58,9 @@ ACCEPT = (
     "application/json;q=0.9, application/xml;q=0.9, text/xml;q=0.9, text/html;q=0.8, */*;q=0.5"
 )
 ACCEPT_ENCODING = "gzip, deflate, br" if BROTLI else "gzip, deflate"
-# Feeds of distinct hosts rarely share connections; big pools only slow httpx down (FACTS.md).
+# Feeds of distinct hosts rarely share connections; big pools only slow httpx down (docs/facts.md).
 # Feeds live on distinct hosts: kept-alive connections are rarely reused, and httpx's pool
-# scans them on every request (measured faster without, FACTS.md and bench/poll.py).
+# scans them on every request (measured faster without, docs/facts.md and bench/poll.py).
 LIMITS = httpx.Limits(max_connections=20, max_keepalive_connections=0)
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 PERMANENT = frozenset({301, 308})

@@ -51,8 +51,9 @@ def run_relay_command(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     from relay.bot.app import run_relay
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    from relay.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
     _warn_missing(settings)
     asyncio.run(
         run_relay(

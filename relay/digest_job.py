@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, time, timedelta
 from functools import cache
+from time import perf_counter
 from zoneinfo import ZoneInfo
 
 from relay.digest import (
@@ -35,6 +37,8 @@ from storage.engine import Database
 from storage.outbox import NewDelivery
 from storage.people import NewDigest
 from storage.values import Frequency, Subscriber
+
+log = logging.getLogger(__name__)
 
 ROUNDUP_SUBSCRIBER_ID = 0  # the channel's weekly roundup, recorded like a subscriber's
 ROUNDUP_HOUR = 10  # Monday, local time
@@ -58,13 +62,19 @@ async def compose_due_digests(db: Database, now: datetime, *, batch: int = BATCH
     Each step runs in a thread and comes back to the loop: between two write transactions the
     loop's own writers (the sender) get the database, instead of polling for SQLite's lock.
     """
-    composed = 0
+    composed = messages = 0
+    started = perf_counter()
     with heap_frozen():
         due, composer = await asyncio.to_thread(prepare, db, now)
         for chunk in batches(due, batch):
             digests = await asyncio.to_thread(compose_all, composer, chunk)
             for group in write_groups(digests):
-                composed += await asyncio.to_thread(record, db, group, now)
+                sent, written = await asyncio.to_thread(record, db, group, now)
+                composed, messages = composed + sent, messages + written
+    if due:
+        seconds = round(perf_counter() - started, 2)
+        fields = {"due": len(due), "composed": composed, "messages": messages, "seconds": seconds}
+        log.info("digest run", extra=fields)
     return composed
 
 
@@ -72,7 +82,7 @@ def send_due_digests(db: Database, now: datetime, *, batch: int = BATCH) -> int:
     """`compose_due_digests`, in the calling thread."""
     due, composer = prepare(db, now)
     digests = (compose_all(composer, chunk) for chunk in batches(due, batch))
-    return sum(record(db, group, now) for chunk in digests for group in write_groups(chunk))
+    return sum(record(db, group, now)[0] for chunk in digests for group in write_groups(chunk))
 
 
 @contextmanager
@@ -125,14 +135,16 @@ def write_groups(
         yield digests[start:]
 
 
-def record(db: Database, digests: Sequence[ComposedDigest], now: datetime) -> int:
-    """One short transaction: claim the digests nobody claimed yet, enqueue their messages."""
+def record(db: Database, digests: Sequence[ComposedDigest], now: datetime) -> tuple[int, int]:
+    """One short transaction: claim the digests nobody claimed yet, enqueue their messages;
+    returns how many digests had messages, and how many messages."""
     claims = [NewDigest(d.due.subscriber.id, d.due.period, d.items, now) for d in digests]
     with db.write() as session:
         won = people.record_digests(session, claims, now)
         fresh = [d for d in digests if (d.due.subscriber.id, d.due.period) in won]
-        outbox.enqueue(session, [message for d in fresh for message in deliveries(d)], now)
-    return sum(1 for d in fresh if d.messages)
+        messages = [message for d in fresh for message in deliveries(d)]
+        outbox.enqueue(session, messages, now)
+    return sum(1 for d in fresh if d.messages), len(messages)
 
 
 def deliveries(digest: ComposedDigest) -> list[NewDelivery]:

@@ -127,8 +127,13 @@ def record_failure(
             last_checked_at=now,
             paused=decision.pause,
         )
-        if decision.pause and not source.paused:
+        paused = decision.pause and not source.paused
+        if paused:
             notices.enqueue_source_paused(session, source, error, decision, settings, now)
+    if paused:
+        reason = decision.reason_code or "too_many_failures"
+        fields = {"source_id": source.id, "reason": reason, "error": error.code}
+        log.info("source paused", extra=fields | {"failures": decision.failures})
     return decision
 
 

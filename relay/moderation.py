@@ -9,6 +9,7 @@ cannot decide anything, and two moderators pressing at once give one decision.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -55,6 +56,9 @@ class Outcome:
     state: str
     decided_by: int | None
     decided_by_name: str | None = None
+
+
+log = logging.getLogger(__name__)
 
 
 def parse_callback(data: str | None) -> Press | None:
@@ -219,6 +223,10 @@ def decide(
     # Last: the moderator's row is never held while waiting for a business or moderators lock.
     people.remember_moderator_name(session, actor.id, actor.name)
     name = people.moderator_name(session, outcome.decided_by) if outcome.decided_by else None
+    if outcome.won:
+        target = "item_id" if press.kind == "i" else "business_id"
+        fields = {target: press.target, "decision": outcome.state, "moderator_id": actor.id}
+        log.info("moderation decision", extra=fields)
     return Outcome(outcome.found, outcome.won, outcome.state, outcome.decided_by, name)
 
 

@@ -120,3 +120,32 @@ def enqueue_unknown_report(session: Session, now: datetime) -> dict[str, int]:
         now,
     )
     return counts
+
+
+def enqueue_job_health(
+    session: Session, job: str, now: datetime, *, reason: str | None = None, runs: int = 0
+) -> None:
+    """Tell the admins, in their language, that `job` keeps failing (with `reason`), or,
+    without a reason, that it works again."""
+    stamp = now.strftime("%Y%m%dT%H%M%S.%f")
+    state = "failing" if reason is not None else "recovered"
+    deliveries = []
+    for user_id, lang in _admins(session):
+        values: dict[str, object] = {"job": escape(job)}
+        if reason is not None:
+            values |= {"reason": escape(reason), "runs": runs}
+        deliveries.append(
+            NewDelivery(
+                key=f"job:{job}:{state}:{stamp}:{user_id}",
+                kind="notice",
+                chat_id=user_id,
+                text=text(lang, f"notice.job_{state}", **values),
+            )
+        )
+    outbox.enqueue(session, deliveries, now)
+
+
+def _admins(session: Session) -> list[tuple[int, str]]:
+    return [
+        (user_id, lang) for user_id, role, lang in people.moderators(session) if role == "admin"
+    ]

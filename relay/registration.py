@@ -8,6 +8,7 @@ the owner reads (preview, recap, health) is rendered here too, from the catalogu
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,6 +59,9 @@ _TRAILING_PUNCTUATION = ".,;:!?)»]"
 
 
 # --- Reading what the person typed -----------------------------------------------------------
+
+
+log = logging.getLogger(__name__)
 
 
 def candidate_url(typed: str) -> str:
@@ -152,9 +156,14 @@ def register(db: Database, draft: Draft, settings: Settings, now: datetime) -> B
             check_free(session, draft.found)
         business = create_business(session, new, now)
         found = draft.found
+        source = None
         if found:
-            create_source(session, business.id, found.source_url, found.kind, now, found.title)
+            source = create_source(
+                session, business.id, found.source_url, found.kind, now, found.title
+            )
         enqueue_business_card(session, business, found.source_url if found else None, settings, now)
+    fields = {"business_id": business.id, "source_id": source.id if source else None}
+    log.info("business registered", extra=fields | {"source_kind": found.kind if found else None})
     return business
 
 
@@ -289,9 +298,10 @@ def resume_source(db: Database, owner_id: int, source_id: int, now: datetime) ->
     """Un-pause an owner's source: failures forgotten, checked at the next poll."""
     with db.write() as session:
         source = owned_source(session, owner_id, source_id)
-        if source is not None:
-            resume_paused_source(session, source.id, now)  # only if still paused
-        return source
+        resumed = source is not None and resume_paused_source(session, source.id, now)
+    if source is not None and resumed:  # not if it was no longer paused
+        log.info("source resumed", extra={"source_id": source.id, "reason": "owner"})
+    return source
 
 
 @dataclass(frozen=True, slots=True)

@@ -149,7 +149,8 @@ class Sender:
             return report
         report.interrupted = outbox.take_back(self.db)
         if report.interrupted:
-            log.warning("sends cut short by a stop, now unknown: %s", report.interrupted)
+            fields = {"unknown_by_kind": report.interrupted}
+            log.warning("sends cut short by a stop, now unknown", extra=fields)
         deadline = None if max_seconds is None else self.monotonic() + max_seconds
         while not self.stopping and (deadline is None or self.monotonic() < deadline):
             owner = self.holder.owner
@@ -331,6 +332,8 @@ class Sender:
     ) -> None:
         assert delivery.item_id is not None
         item_queries.set_channel_message(session, delivery.item_id, message_id)
+        fields = {"item_id": delivery.item_id, "message_id": message_id}
+        log.info("channel post", extra=fields | {"delivery_id": delivery.id})
         items = item_queries.items_by_id(session, [delivery.item_id])
         if items:
             link = post_url(self.channel, delivery.chat_id, message_id)

@@ -44,7 +44,7 @@ class PollingSettings:
     min_interval_minutes: int = 5
     max_interval_hours: int = 24
     jitter_fraction: float = 0.1
-    concurrency: int = 10  # httpx's pool slows down beyond ≈10–20 (FACTS.md)
+    concurrency: int = 10  # httpx's pool slows down beyond ≈10–20 (docs/facts.md)
     batch_size: int = 200
     failure_threshold: int = 10  # consecutive failures before a source is paused
     initial_items: int = 3  # newest items queued when a source is added

@@ -6,15 +6,19 @@ we use it directly so the worker runs with or without the bot in the same proces
 Every job is idempotent and safe to run in several processes sharing PostgreSQL, and
 runs once at start: a relay restarted more often than a job's interval still does it.
 The sender is a loop of its own, not a job: a long drain is normal, and only the process
-holding the sending lease sends (see `relay.sender`).
+holding the sending lease sends (see `relay.sender`). Each job and the send loop run
+`watched`: a failure is logged, and one that keeps recurring reaches the admins (see
+`relay.job_health`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telegram import Bot
@@ -22,7 +26,9 @@ from telegram import Bot
 from feeds.fetch import Fetcher
 from relay.clock import Clock, utcnow
 from relay.digest_job import compose_due_digests, send_weekly_roundup
-from relay.notices import enqueue_unknown_report
+from relay.job_health import JobHealth, Verdict, failure_reason
+from relay.logs import redact
+from relay.notices import enqueue_job_health, enqueue_unknown_report
 from relay.parsing import ParserPool
 from relay.poller import Poller, PollReport
 from relay.publisher import publish_next
@@ -53,6 +59,7 @@ class Worker:
     poller: Poller = field(init=False)
     sender: Sender = field(init=False)
     scheduler: AsyncIOScheduler = field(init=False)
+    health: JobHealth = field(init=False, default_factory=JobHealth)
     _sending: asyncio.Task[None] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -85,7 +92,7 @@ class Worker:
         first = datetime.now(UTC)
         for job, seconds in jobs:
             self.scheduler.add_job(
-                job,
+                self.watched(job.__name__, job),
                 "interval",
                 seconds=seconds,
                 max_instances=1,
@@ -112,19 +119,50 @@ class Worker:
 
     async def _send_forever(self) -> None:
         """Drain, pause, drain…: until `stop()`; a failure costs a pause, not the loop."""
+        send = self.watched("send", self.send)
         while not self.sender.stopping:
-            try:
-                report = await self.send()
-            except Exception:
-                log.exception("sending failed; trying again shortly")
-                report = SendReport(standby=True)
+            report = await send() or SendReport(standby=True)  # failed: a pause
             if not self.sender.stopping:
                 await asyncio.sleep(STANDBY if report.standby else SEND_IDLE)
+
+    def watched(self, name: str, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
+        """`job`, its failures logged and counted: the admins hear of one that keeps failing
+        the same way, and of its recovery. A failed run returns None; the next one tries again."""
+
+        async def run() -> Any:
+            try:
+                result = await job()
+            except Exception as exc:
+                log.exception("job failed", extra={"job": name})
+                self._tell_admins(name, self.health.failed(name, failure_reason(exc)))
+                return None
+            self._tell_admins(name, self.health.succeeded(name))
+            return result
+
+        return run
+
+    def _tell_admins(self, job: str, verdict: Verdict) -> None:
+        if verdict is Verdict.NOTHING:
+            return
+        last = self.health.last_reason(job) if verdict is Verdict.ALERT else None
+        if last is not None:
+            last = redact(last)
+            log.error("job keeps failing; telling the admins", extra={"job": job, "reason": last})
+        else:
+            log.info("job works again; telling the admins", extra={"job": job})
+        try:
+            with self.db.write() as session:
+                enqueue_job_health(
+                    session, job, self.clock(), reason=last, runs=self.health.alert_after
+                )
+        except Exception:
+            # The database itself may be what fails: then the log is all there is.
+            log.exception("could not tell the admins", extra={"job": job})
 
     async def poll(self) -> PollReport:
         report = await self.poller.poll_once()
         if report.claimed:
-            log.info("poll: %s", report)
+            log.info("poll cycle", extra=poll_fields(report))
         return report
 
     async def publish(self) -> None:
@@ -140,6 +178,8 @@ class Worker:
     async def send(self) -> SendReport:
         """One drain of the outbox; then the admins hear of sends that may be lost."""
         report = await self.sender.drain(max_seconds=60)
+        if report.failures or report.unknown or report.interrupted:
+            log.info("send failures", extra=send_failure_fields(report))
         if report.interrupted or report.unknown:
             with self.db.write() as session:
                 enqueue_unknown_report(session, self.clock())
@@ -150,4 +190,27 @@ class Worker:
         self.db.optimize()
         removed = outbox.delete_finished_before(self.db, now - KEEP_DELIVERIES)
         if removed:
-            log.info("removed %d old deliveries", removed)
+            log.info("old deliveries removed", extra={"removed": removed})
+
+
+def poll_fields(report: PollReport) -> dict[str, Any]:
+    """A poll cycle's counts, for one log line (not the raw dataclass)."""
+    return {
+        "claimed": report.claimed,
+        "changed": report.changed,
+        "not_modified": report.not_modified,
+        "failed": report.failed,
+        "failed_by_code": dict(sorted(report.errors.items())),
+        "new": report.new_items,
+        "queued": report.queued,
+        "seconds": round(report.seconds, 2),
+    }
+
+
+def send_failure_fields(report: SendReport) -> dict[str, Any]:
+    """One drain's failed sends by kind, and those whose fate is unknown."""
+    return {
+        "failed_by_kind": dict(sorted(report.failures.items())),
+        "unknown": report.unknown + sum(report.interrupted.values()),
+        "sent": report.sent,
+    }

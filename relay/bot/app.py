@@ -50,6 +50,7 @@ def build_application(services: Services, limiter: ChatRateLimiter | None = None
         .token(settings.telegram_token)
         .rate_limiter(limiter or ChatRateLimiter())
         .concurrent_updates(PerChatProcessor())
+        .job_queue(None)  # the worker runs its own scheduler (relay.worker): not a second one
     )
     if settings.telegram_api_base_url:
         base = settings.telegram_api_base_url
