@@ -50,7 +50,6 @@ def run_relay_command(args: argparse.Namespace, settings: Settings) -> int:
         print(text(cli_language(), "cli.no_token"), file=sys.stderr)
         return 2
     from relay.bot.app import run_relay
-
     from relay.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
