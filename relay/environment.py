@@ -132,7 +132,7 @@ def _ids(value: str) -> tuple[int, ...]:
 def _zone(value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a too-long name
         raise ValueError("zone") from exc
     return value
 
@@ -199,7 +199,7 @@ class RelayEnvironment(BaseSettings):
         512, alias="RELAY_PARSE_MEMORY_MB"
     )
     allow_private_networks: Flag = Field(False, alias="RELAY_ALLOW_PRIVATE_NETWORKS")
-    proxy: Annotated[str | None, _matching(r"(https?|socks5h?)://[^\s/?#]+[^\s]*")] = Field(
+    proxy: Annotated[str | None, _matching(r"https?://[^\s/?#]+[^\s]*")] = Field(
         None, alias="RELAY_PROXY"
     )
     webhook_url: Annotated[str | None, _matching(r"https://[^\s/?#]+[^\s]*")] = Field(

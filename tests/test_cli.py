@@ -173,3 +173,67 @@ def test_a_webhook_without_its_secret_is_refused_in_one_sentence(lang: str, word
     assert "Traceback" not in done.stderr
     assert words in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+# --- the command line itself: version, help and language -------------------------------------
+
+
+def relay_with_locale(*args: str, **locale: str) -> subprocess.CompletedProcess[str]:
+    """`relay ARGS` with no language setting but these locale variables."""
+    names = ("RELAY_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    return subprocess.run(
+        [sys.executable, "-m", "relay.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, **locale},
+        cwd=Path(__file__).parent.parent,
+        check=False,
+    )
+
+
+def test_relay_version_prints_the_installed_version() -> None:
+    from importlib.metadata import version
+
+    done = relay_with_locale("--version", LANG="C")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"relay {version('solidarity-relay')}"
+
+
+def test_help_is_french_under_a_french_locale() -> None:
+    done = relay_with_locale("--help", LANG="fr_FR.UTF-8")
+    assert done.returncode == 0
+    assert "utilisation : relay" in done.stdout
+    assert "seulement le bot Telegram" in done.stdout
+    assert ".env.example" in done.stdout
+
+
+def test_help_is_english_under_the_c_locale() -> None:
+    done = relay_with_locale("--help", LANG="C")
+    assert done.returncode == 0
+    assert "usage: relay" in done.stdout
+    assert "only the Telegram bot" in done.stdout
+
+
+def test_each_command_s_help_lists_the_settings_it_reads() -> None:
+    done = relay_with_locale("db", "--help", LANG="fr_FR.UTF-8")
+    assert "Réglages lus : RELAY_DATABASE_URL" in done.stdout
+    done = relay_with_locale("preview", "--help", LANG="C")
+    assert "Settings read: RELAY_ALLOW_PRIVATE_NETWORKS, RELAY_PROXY" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("locale", "words"),
+    [
+        ({"LANGUAGE": "fr:en", "LANG": "C"}, "seulement le bot"),
+        ({"LC_ALL": "fr_BE.UTF-8", "LANG": "en_GB.UTF-8"}, "seulement le bot"),
+        ({"LC_MESSAGES": "fr_CA.UTF-8"}, "seulement le bot"),
+        ({"RELAY_LANG": "en", "LANGUAGE": "fr", "LC_ALL": "fr_FR.UTF-8"}, "only the Telegram bot"),
+        ({"LANGUAGE": "", "LC_ALL": "", "LANG": "fr_FR.UTF-8"}, "seulement le bot"),
+    ],
+)
+def test_the_language_follows_relay_lang_then_the_locale(
+    locale: dict[str, str], words: str
+) -> None:
+    assert words in relay_with_locale("--help", **locale).stdout
