@@ -3,6 +3,9 @@ real sender; its recovery once more. Moderators who are not admins hear nothing.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from telegram import Bot
 
 from relay.worker import Worker
@@ -57,3 +60,20 @@ async def test_a_job_failing_three_times_is_reported_once_then_its_recovery(
     assert "poll" in recovered
     assert "fonctionne de nouveau" in recovered
     assert telegram.sent(MOD) == []
+
+
+async def test_when_the_database_is_down_the_alert_is_only_logged(
+    tmp_path: Path, telegram: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    down = Database(f"sqlite:///{tmp_path}/missing/folder/relay.db")
+    job = Flaky()
+    async with Bot(TOKEN, base_url=telegram.base_url) as bot:
+        worker = Worker(relay_settings(channel=None), down, bot, Clock(T0))
+        try:
+            for _ in range(3):
+                assert await worker.watched("maintain", job)() is None
+        finally:
+            await worker.stop()
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages.count("job keeps failing; telling the admins") == 1
+    assert messages.count("could not tell the admins") == 1
