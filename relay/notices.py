@@ -131,7 +131,7 @@ def enqueue_job_health(
     state = "failing" if reason is not None else "recovered"
     deliveries = []
     for user_id, lang in _admins(session):
-        values: dict[str, object] = {"job": escape(job)}
+        values: dict[str, object] = {"job": escape(text(lang, f"notice.job_name_{job}"))}
         if reason is not None:
             values |= {"reason": escape(reason), "runs": runs}
         deliveries.append(

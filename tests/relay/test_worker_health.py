@@ -54,10 +54,10 @@ async def test_a_job_failing_three_times_is_reported_once_then_its_recovery(
             await worker.stop()
     assert told == [0, 0, 1, 1]
     failing, recovered = (m.text or "" for m in telegram.sent(ADMIN))
-    assert "poll" in failing
+    assert "lecture des sources" in failing
     assert "RuntimeError: database &lt;locked&gt;" in failing
     assert "3" in failing
-    assert "poll" in recovered
+    assert "lecture des sources" in recovered
     assert "fonctionne de nouveau" in recovered
     assert telegram.sent(MOD) == []
 
