@@ -22,8 +22,10 @@ from relay.i18n import text
 
 WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what Telegram accepts as secret_token
 SECRETS = frozenset({"TELEGRAM_BOT_TOKEN", "RELAY_WEBHOOK_SECRET"})
-# Read elsewhere (the CLI's language, the test suites): known, but not settings.
-OTHER_NAMES = frozenset({"RELAY_LANG", "RELAY_TEST_DATABASE_URL", "RELAY_BENCH_DATABASE_URL"})
+# Read elsewhere (the CLI's language; the tests', CI's and benchmarks' own variables):
+# known, but not settings, so never "unknown".
+OTHER_NAMES = frozenset({"RELAY_LANG"})
+OTHER_PREFIXES = ("RELAY_TEST_", "RELAY_BENCH_")
 SHOWN_CHARACTERS = 40
 
 # name → an example value; the order is the order of `.env.example` and of the help.
@@ -268,7 +270,7 @@ def _unknown_names(values: Iterable[str]) -> list[Problem]:
             suggestion=next(iter(difflib.get_close_matches(name, known, 1)), None),
         )
         for name in sorted(values)
-        if name.startswith("RELAY_") and name not in known
+        if name.startswith("RELAY_") and name not in known and not name.startswith(OTHER_PREFIXES)
     ]
 
 

@@ -229,3 +229,17 @@ def test_the_relay_command_speaks_the_locale_s_language(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "Le relais ne démarre pas. RELAY_TIMEZONE = « Mars/Phobos »" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_name_like_no_setting_points_to_the_example_file() -> None:
+    message = refusal({"RELAY_XYZZY": "1"}).render("en")
+    assert "RELAY_XYZZY: there is no such setting. The known names are in .env.example." in message
+
+
+def test_the_test_and_benchmark_variables_are_not_settings_mistakes() -> None:
+    environ = {
+        "RELAY_TEST_PG_URL": "postgresql://x",
+        "RELAY_BENCH_DATABASE_URL": "",
+        "RELAY_LANG": "fr",
+    }
+    assert Settings.from_env(environ, dotenv=NO_DOTENV).channel is None
