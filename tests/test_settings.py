@@ -232,8 +232,11 @@ def test_the_relay_command_speaks_the_locale_s_language(tmp_path: Path) -> None:
 
 
 def test_a_name_like_no_setting_points_to_the_example_file() -> None:
-    message = refusal({"RELAY_XYZZY": "1"}).render("en")
-    assert "RELAY_XYZZY: there is no such setting. The known names are in .env.example." in message
+    message = refusal({"RELAY_QWZKJV_BBB": "1"}).render("en")
+    assert (
+        "RELAY_QWZKJV_BBB: there is no such setting. The known names are in .env.example."
+        in message
+    )
 
 
 def test_the_test_and_benchmark_variables_are_not_settings_mistakes() -> None:
