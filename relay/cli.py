@@ -4,6 +4,7 @@ relay run                 bot and worker in one process (what `python bot.py` do
 relay preview URL [--json]   read a feed or homepage and show its items
 relay discover URL [--json]  list the feeds a homepage offers
 relay --version | --help     (the help is in the operator's language)
+relay check               check the token, the channel and the database, then stop
 """
 
 from __future__ import annotations
@@ -53,20 +54,25 @@ def run_relay_command(args: argparse.Namespace, settings: Settings) -> int:
     from relay.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
-    _warn_missing(settings)
-    asyncio.run(
+    return asyncio.run(
         run_relay(
-            settings, bot=args.command in ("run", "bot"), worker=args.command in ("run", "worker")
+            settings,
+            bot=args.command in ("run", "bot"),
+            worker=args.command in ("run", "worker"),
+            lang=cli_language(),
         )
     )
-    return 0
 
 
-def _warn_missing(settings: Settings) -> None:
-    """What the relay can start without, but should not run without: a warning in the log."""
+def run_check(args: argparse.Namespace, settings: Settings) -> int:
+    """`relay check`: one line per start-up check; 1 if one failed."""
+    from relay.checks import failed, run_checks
+
+    results = asyncio.run(run_checks(settings))
     lang = cli_language()
-    for key in settings.warnings():
-        logging.getLogger("relay").warning(text(lang, key))
+    for result in results:
+        print(result.line(lang))
+    return 1 if failed(results) else 0
 
 
 def run_db(args: argparse.Namespace, settings: Settings) -> int:
@@ -250,6 +256,7 @@ COMMANDS = {
     "bot": run_relay_command,
     "worker": run_relay_command,
     "db": run_db,
+    "check": run_check,
 }
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from storage.engine import Database
 
@@ -25,6 +27,23 @@ def upgrade(db: Database, revision: str = "head") -> None:
     with db.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+def current_revisions(db: Database) -> set[str]:
+    """The revisions the database is at (empty before the first migration); connects."""
+    with db.engine.connect() as connection:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+
+def head_revisions(db: Database) -> set[str]:
+    """The latest revisions this code knows."""
+    return set(ScriptDirectory.from_config(alembic_config(db)).get_heads())
+
+
+def known_revisions(db: Database) -> set[str]:
+    """Every revision this code knows (a database at another one was migrated by newer code)."""
+    script = ScriptDirectory.from_config(alembic_config(db))
+    return {script_revision.revision for script_revision in script.walk_revisions()}
 
 
 def revision(db: Database, message: str) -> None:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from storage.engine import Database
 from tests.support.builders import entries, rss
+from tests.support.fake_telegram import BOT_USERNAME, TOKEN, FakeTelegram
 from tests.support.httpserver import LocalServer, Reply
+from tests.support.worker_process import process_database_url
 
 HTML = {"Content-Type": "text/html; charset=utf-8"}
 RSS = {"Content-Type": "application/rss+xml"}
@@ -173,6 +177,145 @@ def test_a_webhook_without_its_secret_is_refused_in_one_sentence(lang: str, word
     assert "Traceback" not in done.stderr
     assert words in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+# --- relay check: the start-up checks, against the fake Telegram API --------------------------
+
+ROOT = Path(__file__).parent.parent
+CHANNEL = -1001234567890
+WRONG_TOKEN = "654321:WRONG-SECRET-abcdefghij"
+
+
+def relay_in(
+    tmp_path: Path, *args: str, lang: str = "en", **env_values: str
+) -> subprocess.CompletedProcess[str]:
+    """`relay ARGS` run from an empty folder (no .env) with exactly these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "TELEGRAM_"))}
+    env.update({"RELAY_LANG": lang, "PYTHONPATH": str(ROOT), **env_values})
+    return subprocess.run(
+        [sys.executable, "-m", "relay.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+
+
+def check_env(telegram: FakeTelegram, db: Database, **changes: str) -> dict[str, str]:
+    return {
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_API_BASE_URL": telegram.base_url,
+        "RELAY_DATABASE_URL": process_database_url(db),
+        "RELAY_CHANNEL": str(CHANNEL),
+        "RELAY_ADMINS": "1000",
+        **changes,
+    }
+
+
+def test_relay_check_passes_when_the_bot_is_admin_of_the_channel(
+    telegram: FakeTelegram, db: Database, tmp_path: Path
+) -> None:
+    telegram.add_chat(CHANNEL, "channel", bot_admin=True)
+    done = relay_in(tmp_path, "check", **check_env(telegram, db))
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 4
+    assert all(line.startswith("✓ ") for line in lines)
+    assert f"✓ Telegram accepts the token of @{BOT_USERNAME}." in lines
+    assert f"✓ The bot can post in {CHANNEL}." in lines
+
+
+@pytest.mark.parametrize(
+    ("bot_admin", "lang", "sentence"),
+    [
+        (None, "en", f"✗ Telegram does not know the chat {CHANNEL}, or the bot is not in it"),
+        (False, "en", f"✗ The bot is not an administrator of the channel {CHANNEL}"),
+        (False, "fr", f"✗ Le bot n'est pas administrateur du canal {CHANNEL}"),
+    ],
+)
+def test_relay_check_fails_when_the_bot_cannot_post_in_the_channel(
+    telegram: FakeTelegram,
+    db: Database,
+    tmp_path: Path,
+    bot_admin: bool | None,
+    lang: str,
+    sentence: str,
+) -> None:
+    if bot_admin is not None:
+        telegram.add_chat(CHANNEL, "channel", bot_admin=bot_admin)
+    done = relay_in(tmp_path, "check", lang=lang, **check_env(telegram, db))
+    assert done.returncode == 1
+    assert sentence in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("lang", "sentence"),
+    [
+        ("en", "✗ Telegram refuses the bot token: copy it again from @BotFather"),
+        ("fr", "✗ Telegram refuse le jeton du bot : recopiez-le depuis @BotFather"),
+    ],
+)
+def test_relay_check_with_a_refused_token_never_shows_it(
+    telegram: FakeTelegram, db: Database, tmp_path: Path, lang: str, sentence: str
+) -> None:
+    env = check_env(telegram, db, TELEGRAM_BOT_TOKEN=WRONG_TOKEN)
+    done = relay_in(tmp_path, "check", lang=lang, **env)
+    assert done.returncode == 1
+    assert sentence in done.stdout
+    output = done.stdout + done.stderr
+    assert WRONG_TOKEN not in output
+    assert WRONG_TOKEN.partition(":")[2] not in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    ("lang", "sentence"),
+    [
+        ("en", "✗ Cannot open the database postgresql+psycopg://relay:***@127.0.0.1:"),
+        ("fr", "✗ Impossible d'ouvrir la base de données postgresql+psycopg://relay:***@"),
+    ],
+)
+def test_relay_check_says_when_the_database_is_unreachable(
+    telegram: FakeTelegram, db: Database, tmp_path: Path, lang: str, sentence: str
+) -> None:
+    telegram.add_chat(CHANNEL, "channel", bot_admin=True)
+    url = f"postgresql+psycopg://relay:s3cret@127.0.0.1:{closed_port()}/relay"
+    done = relay_in(tmp_path, "check", lang=lang, **check_env(telegram, db, RELAY_DATABASE_URL=url))
+    assert done.returncode == 1
+    assert sentence in done.stdout
+    assert "s3cret" not in done.stdout + done.stderr
+
+
+def test_relay_check_warns_without_channel_or_admin(
+    telegram: FakeTelegram, db: Database, tmp_path: Path
+) -> None:
+    env = check_env(telegram, db, RELAY_CHANNEL="", RELAY_ADMINS="")
+    done = relay_in(tmp_path, "check", **env)
+    assert done.returncode == 0
+    assert sum(line.startswith("⚠ ") for line in done.stdout.splitlines()) == 2
+
+
+def test_relay_run_stops_with_status_2_when_a_check_fails(
+    telegram: FakeTelegram, db: Database, tmp_path: Path
+) -> None:
+    done = relay_in(tmp_path, "run", **check_env(telegram, db, TELEGRAM_BOT_TOKEN=WRONG_TOKEN))
+    assert done.returncode == 2
+    output = done.stdout + done.stderr
+    assert "Telegram refuses the bot token" in output
+    assert "The relay did not start" in output
+    assert "Traceback" not in output
+    assert WRONG_TOKEN.partition(":")[2] not in output
+    assert not telegram.calls_to("getUpdates")
+
+
+def closed_port() -> int:
+    """A local port nobody listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 # --- the command line itself: version, help and language -------------------------------------

@@ -21,6 +21,7 @@ from relay.bot import business, commands, moderators, subscribers
 from relay.bot.common import Context, language, reply
 from relay.bot.ratelimit import ChatRateLimiter, PerChatProcessor
 from relay.bot.services import Services
+from relay.checks import CheckResult, Status, check_database, failed, run_checks
 from relay.clock import utcnow
 from relay.i18n import text
 from relay.parsing import ParserPool
@@ -111,11 +112,36 @@ def ensure_admins(db: Database, settings: Settings) -> None:
             people.add_moderator(session, admin, "admin", None, utcnow())
 
 
-async def run_relay(settings: Settings, *, bot: bool = True, worker: bool = True) -> None:
-    """Run until SIGINT/SIGTERM."""
+async def run_relay(
+    settings: Settings, *, bot: bool = True, worker: bool = True, lang: str = "en"
+) -> int:
+    """Run until SIGINT/SIGTERM: 0. When a start-up check fails, log why and return 2."""
     db = Database(settings.database_url)
-    upgrade(db)
-    ensure_admins(db, settings)
+    try:
+        results = [await asyncio.to_thread(check_database, db, will_migrate=True)]
+        if not failed(results):
+            upgrade(db)
+            results = await run_checks(settings, db)
+        log_checks(results, lang)
+        if failed(results):
+            return 2
+        ensure_admins(db, settings)
+        await _serve(settings, db, bot=bot, worker=worker)
+    finally:
+        db.dispose()
+    return 0
+
+
+def log_checks(results: list[CheckResult], lang: str) -> None:
+    """One log line per check, in the operator's language; then why the relay stops, if so."""
+    levels = {Status.OK: logging.INFO, Status.WARNING: logging.WARNING}
+    for result in results:
+        log.log(levels.get(result.status, logging.ERROR), "%s", result.sentence(lang))
+    if failed(results):
+        log.error("%s", text(lang, "check.not_started"))
+
+
+async def _serve(settings: Settings, db: Database, *, bot: bool, worker: bool) -> None:
     async with Fetcher(settings.fetch) as fetcher:
         services = Services(settings, db, fetcher)
         app = build_application(services)
@@ -132,7 +158,6 @@ async def run_relay(settings: Settings, *, bot: bool = True, worker: bool = True
             await _stop(app, runner, bot=bot)
             if own:
                 own.close()
-    db.dispose()
 
 
 async def _start(app: App, runner: Worker | None, *, bot: bool) -> None:

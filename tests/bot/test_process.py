@@ -19,6 +19,7 @@ ROOT = Path(__file__).parents[2]
 async def test_bot_py_answers_and_stops_cleanly(
     db: Database, telegram: FakeTelegram, tmp_path: Path
 ) -> None:
+    telegram.add_chat(-1001234567890, "channel", bot_admin=True)  # the start-up checks ask
     env = {
         **os.environ,
         "TELEGRAM_BOT_TOKEN": TOKEN,

@@ -372,6 +372,7 @@ class FakeTelegram:
         self._sources: dict[tuple[int, int], str] = {}
         self._message_ids: dict[int, itertools.count[int]] = {}
         self._chats: dict[int, JSONDict] = {}
+        self._bot_rights: dict[int, JSONDict] = {}  # chats where the bot is an administrator
         self._usernames: dict[str, int] = {}
         self._blocked: set[int] = set()
         self._migrated: dict[int, int] = {}
@@ -430,9 +431,22 @@ class FakeTelegram:
     # chats and failure scripting
 
     def add_chat(
-        self, chat_id: int, chat_type: str, *, title: str | None = None, username: str | None = None
+        self,
+        chat_id: int,
+        chat_type: str,
+        *,
+        title: str | None = None,
+        username: str | None = None,
+        bot_admin: bool = False,
+        bot_can_post: bool = True,
     ) -> None:
-        """Declare a chat (e.g. a channel with an @username); others get defaults from the id."""
+        """Declare a chat (e.g. a channel with an @username); others get defaults from the id.
+
+        The bot is an administrator there with ``bot_admin`` (allowed to post unless
+        ``bot_can_post`` is false); otherwise a plain member of a group, and nothing in a
+        channel (where getChatMember then answers "member list is inaccessible", as Telegram
+        does). getChat and getChatMember answer "chat not found" for chats never declared.
+        """
         chat: JSONDict = {"id": chat_id, "type": chat_type}
         if chat_type != "private":
             chat["title"] = title or f"Chat {chat_id}"
@@ -441,6 +455,9 @@ class FakeTelegram:
                 chat["username"] = username.lstrip("@")
                 self._usernames[chat["username"].lower()] = chat_id
             self._chats[chat_id] = chat
+            self._bot_rights.pop(chat_id, None)
+            if bot_admin:
+                self._bot_rights[chat_id] = {"can_post_messages": bot_can_post}
 
     def block(self, chat_id: int) -> None:
         """Every call to that chat answers 403 "bot was blocked by the user"."""
@@ -747,6 +764,7 @@ class FakeTelegram:
             "getWebhookInfo": self._get_webhook_info,
             "getUpdates": self._get_updates,
             "getChat": self._get_chat,
+            "getChatMember": self._get_chat_member,
         }
         return {name.lower(): (name, handler) for name, handler in methods.items()}
 
@@ -988,7 +1006,7 @@ class FakeTelegram:
             self._poll.updates = [u for u in updates if u["update_id"] >= offset]
 
     def _get_chat(self, params: Params) -> JSONDict:
-        chat = self._chat(self._target_chat(params))
+        chat = self._chat(self._declared_chat(params))
         gifts = dict.fromkeys(
             ("unlimited_gifts", "limited_gifts", "unique_gifts", "premium_subscription"), False
         )
@@ -1000,8 +1018,43 @@ class FakeTelegram:
             "accepted_gift_types": gifts,
         }
 
+    def _get_chat_member(self, params: Params) -> JSONDict:
+        chat_id = self._declared_chat(params)
+        chat = self._chats[chat_id]
+        user_id = int(params.get("user_id", 0))
+        if user_id != BOT_ID:
+            if chat["type"] == "private" and user_id == chat_id:
+                return {"user": self._user(user_id, "Marie", "fr"), "status": "member"}
+            raise bad_request("user not found")
+        if chat_id in self._bot_rights:
+            return _bot_administrator(chat["type"], self._bot_rights[chat_id])
+        if chat["type"] == "channel":
+            raise bad_request("member list is inaccessible")
+        return {"user": BOT_USER, "status": "member"}
+
+    def _declared_chat(self, params: Params) -> int:
+        """The target chat, which must have been declared: Telegram knows no other."""
+        chat_id = self._target_chat(params)
+        if chat_id not in self._chats:
+            raise bad_request("chat not found")
+        return chat_id
+
 
 # --- HTTP plumbing -----------------------------------------------------------------------------
+
+
+def _bot_administrator(chat_type: str, rights: JSONDict) -> JSONDict:
+    """The bot's ChatMemberAdministrator, with the posting rights of `rights`."""
+    flags = ("can_manage_chat", "can_delete_messages", "can_invite_users", "can_change_info")
+    unset = ("can_manage_video_chats", "can_restrict_members", "can_promote_members")
+    stories = ("can_post_stories", "can_edit_stories", "can_delete_stories")
+    member: JSONDict = {"user": BOT_USER, "status": "administrator", "can_be_edited": False}
+    member.update({"is_anonymous": False, **dict.fromkeys(flags + stories, True)})
+    member.update(dict.fromkeys(unset, False))
+    if chat_type == "channel":
+        member["can_post_messages"] = bool(rights.get("can_post_messages", True))
+        member["can_edit_messages"] = True
+    return member
 
 
 def _with_markup(content: JSONDict, markup: JSONDict | None) -> JSONDict:
