@@ -190,6 +190,7 @@ def tracebacks(log: Path) -> list[str]:
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     rng = random.Random(args.seed)
     with FakeTelegram(enforce_limits=True) as fake, fresh_database(args.db, workdir) as db:
+        fake.add_chat(CHANNEL, "channel", bot_admin=True)  # the relay's start-up checks ask
         with db.write() as session:
             outbox.enqueue(session, outbox_rows(args.subscribers, args.posts), utcnow())
         faults = Faults(fake, rng)
