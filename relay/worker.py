@@ -2,7 +2,8 @@
 sender's loop that drains the outbox.
 
 APScheduler's AsyncIOScheduler is the scheduler python-telegram-bot's job queue runs on;
-we use it directly so the worker runs with or without the bot in the same process.
+we use it directly so the worker runs with or without the bot. With the bot in the same
+process, the worker is handed the job queue's scheduler: one scheduler, not two.
 Every job is idempotent and safe to run in several processes sharing PostgreSQL, and
 runs once at start: a relay restarted more often than a job's interval still does it.
 The sender is a loop of its own, not a job: a long drain is normal, and only the process
@@ -54,11 +55,11 @@ class Worker:
     bot: Bot
     clock: Clock = utcnow
     channel_id: int | None = None
+    scheduler: AsyncIOScheduler = field(default_factory=lambda: AsyncIOScheduler(timezone="UTC"))
     fetcher: Fetcher = field(init=False)
     parsers: ParserPool = field(init=False)
     poller: Poller = field(init=False)
     sender: Sender = field(init=False)
-    scheduler: AsyncIOScheduler = field(init=False)
     health: JobHealth = field(init=False, default_factory=JobHealth)
     _sending: asyncio.Task[None] | None = field(init=False, default=None)
 
@@ -68,7 +69,6 @@ class Worker:
         self.parsers = ParserPool.from_settings(polling)
         self.poller = Poller(self.db, self.fetcher, self.parsers, self.settings, self.clock)
         self.sender = Sender(self.db, self.bot, self.clock, channel=self.settings.channel)
-        self.scheduler = AsyncIOScheduler(timezone="UTC")
 
     async def resolve_channel(self) -> int | None:
         """The channel's numeric id (an @name is looked up once)."""
@@ -100,7 +100,8 @@ class Worker:
                 misfire_grace_time=seconds * 10,
                 next_run_time=first,
             )
-        self.scheduler.start()
+        if not self.scheduler.running:  # the bot's job queue may have started it
+            self.scheduler.start()
         self._sending = asyncio.create_task(self._send_forever())
 
     async def stop(self) -> None:

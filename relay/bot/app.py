@@ -51,7 +51,6 @@ def build_application(services: Services, limiter: ChatRateLimiter | None = None
         .token(settings.telegram_token)
         .rate_limiter(limiter or ChatRateLimiter())
         .concurrent_updates(PerChatProcessor())
-        .job_queue(None)  # the worker runs its own scheduler (relay.worker): not a second one
     )
     if settings.telegram_api_base_url:
         base = settings.telegram_api_base_url
@@ -148,7 +147,10 @@ async def _serve(settings: Settings, db: Database, *, bot: bool, worker: bool) -
         assert settings.telegram_token
         outbox_bot = sender_bot(settings.telegram_token, settings.telegram_api_base_url)
         async with app, outbox_bot:
-            runner = Worker(settings, db, outbox_bot) if worker else None
+            # One scheduler, the job queue's: the cities conversation's timeout runs on it.
+            assert app.job_queue is not None  # python-telegram-bot[job-queue] is installed
+            scheduler = app.job_queue.scheduler
+            runner = Worker(settings, db, outbox_bot, scheduler=scheduler) if worker else None
             services.channel_id = await runner.resolve_channel() if runner else None
             # Registrations parse in the worker's pool, or in one worker of their own.
             own = None if runner else ParserPool.from_settings(settings.polling, workers=1)
