@@ -241,7 +241,9 @@ def check_database(target: str | Database, *, will_migrate: bool = False) -> Che
         return CheckResult("database", Status.FAILURE, "check.database_not_migrated", values)
     try:
         database = Database(url) if isinstance(target, str) else target
-    except (SQLAlchemyError, ImportError):  # a malformed URL, a driver not installed
+    except ImportError:  # e.g. PostgreSQL without the [postgres] extra
+        return CheckResult("database", Status.FAILURE, "check.database_driver_missing", values)
+    except SQLAlchemyError:  # a malformed URL
         return CheckResult("database", Status.FAILURE, "check.database_unreachable", values)
     try:
         current = current_revisions(database)

@@ -216,6 +216,15 @@ def test_database_unreachable_hides_the_password() -> None:
     assert "Impossible d'ouvrir la base de données" in result.sentence("fr")
 
 
+def test_a_missing_database_driver_says_what_to_install() -> None:
+    result = check_database(
+        "postgresql+pg8000://relay:s3cret@127.0.0.1:5432/relay"
+    )  # not installed
+    assert (result.status, result.key) == (FAILURE, "check.database_driver_missing")
+    assert 'pip install "solidarity-relay[postgres]"' in result.sentence("en")
+    assert "s3cret" not in result.sentence("fr")
+
+
 def test_a_fresh_sqlite_file_is_not_migrated_and_not_created(tmp_path: Path) -> None:
     path = tmp_path / "relay.db"
     result = check_database(f"sqlite:///{path}")
