@@ -389,3 +389,26 @@ def test_sync_wait_for_sees_a_send_from_another_thread(fake: FakeTelegram) -> No
 def test_routing(fake: FakeTelegram, path: str, status: int, description: str | None) -> None:
     code, body = post(f"http://127.0.0.1:{fake.port}{path}", {})
     assert (code, body.get("description")) == (status, description)
+
+
+async def test_get_chat_member_of_the_bot_as_telegram_answers_it(
+    bot: telegram.Bot, fake: FakeTelegram
+) -> None:
+    fake.add_chat(-1001, "channel", bot_admin=True)
+    fake.add_chat(-1002, "channel", bot_admin=True, bot_can_post=False)
+    fake.add_chat(-1003, "channel")
+    fake.add_chat(-1004, "supergroup")
+    admin = await bot.get_chat_member(-1001, bot.id)
+    assert isinstance(admin, telegram.ChatMemberAdministrator)
+    assert admin.can_post_messages is True
+    no_post = await bot.get_chat_member(-1002, bot.id)
+    assert isinstance(no_post, telegram.ChatMemberAdministrator)
+    assert no_post.can_post_messages is False
+    with pytest.raises(BadRequest, match="(?i)member list is inaccessible"):
+        await bot.get_chat_member(-1003, bot.id)
+    assert (await bot.get_chat_member(-1004, bot.id)).status == "member"
+    with pytest.raises(BadRequest, match="(?i)user not found"):
+        await bot.get_chat_member(-1004, 42)
+    for unknown in (bot.get_chat(-1009999), bot.get_chat_member(-1009999, bot.id)):
+        with pytest.raises(BadRequest, match="(?i)chat not found"):
+            await unknown
