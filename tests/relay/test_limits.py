@@ -105,6 +105,7 @@ def test_sustained_rate_stays_under_every_limit() -> None:
     assert all(b - a >= 1.0 for a, b in zip(group_times, group_times[1:], strict=False))
 
 
+@pytest.mark.serial  # a wall-clock budget: run alone by .ci/run
 def test_many_calls_are_cheap() -> None:
     budget = SendBudget()
     start = time.perf_counter()

@@ -4,12 +4,12 @@ possibly lost sends, and jobs that run as soon as the relay starts."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 from telegram import Bot
 
 from relay.sender import SENDER_LEASE, Sender, this_process
@@ -20,6 +20,7 @@ from storage.engine import Database
 from storage.leases import Holder
 from storage.outbox import NewDelivery
 from storage.sources import NewBusiness, create_business, create_source
+from storage.tables import LEASES
 from storage.values import BusinessStatus, DeliveryState
 from tests.support.builders import T0, Clock, entries, relay_settings, rss
 from tests.support.fake_telegram import TOKEN, FakeTelegram
@@ -159,14 +160,20 @@ async def test_a_started_worker_polls_and_sends_at_once_not_a_minute_later(
     assert len(telegram.sent(ADMIN)) == 1
 
 
+def lease_holder(db: Database, name: str) -> str | None:
+    """Who holds lease `name` now, if anyone."""
+    with db.read() as session:
+        return session.execute(select(LEASES.c.owner).where(LEASES.c.name == name)).scalar()
+
+
 async def test_a_stopped_worker_gives_the_lease_up_for_the_next_process(
     db: Database, bot: Bot, telegram: FakeTelegram
 ) -> None:
     worker = Worker(relay_settings(channel=str(CHANNEL)), db, bot, channel_id=CHANNEL)
+    name = f"sender:{token_key(TOKEN)}"
     await worker.start()
-    await asyncio.sleep(0.5)
+    await telegram.wait_for_async(lambda: lease_holder(db, name) is not None, timeout=10)
     await worker.stop()
     elsewhere = Holder("other-host:42:abcd", "other-host", 42)
-    name = f"sender:{token_key(TOKEN)}"
     outcome = leases.acquire(db, name, elsewhere, T0, SENDER_LEASE, lambda _l: False)
     assert outcome.value == "taken"

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from datetime import timedelta
 
+import pytest
+
 from relay.clock import utcnow
 from relay.sender import Sender
 from relay.wire import sender_bot
@@ -132,6 +134,7 @@ def busiest_second(stamps: list[float]) -> int:
     return max(sum(1 for t in stamps[i:] if t < start + 1.0) for i, start in enumerate(stamps))
 
 
+@pytest.mark.serial  # several OS processes against real time: run alone by .ci/run
 def test_two_workers_never_exceed_the_shared_sending_budget(db: Database) -> None:
     enqueue_to_chats(db, chats=45, per_chat=2)
     with FakeTelegram(enforce_limits=True) as fake:
