@@ -15,12 +15,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 
 from storage.engine import Database
 from storage.migrate import upgrade
 from tests.support.fake_telegram import FakeTelegram, fake_telegram_fixture
 from tests.support.httpserver import LocalServer
+
+# CI runs the suite in parallel (pytest-xdist) on a busy 2-core machine, where one example's wall
+# time says nothing about the code: no per-example deadline (a test can still set its own).
+hypothesis_settings.register_profile("relay", deadline=None)
+hypothesis_settings.load_profile("relay")
 
 
 @pytest.fixture
