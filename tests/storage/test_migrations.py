@@ -49,6 +49,7 @@ SOURCES_BEFORE_0002 = [
 def test_0002_marks_the_sources_already_read_successfully(db: Database) -> None:
     downgrade(db, "0001")
     naive = T0.replace(tzinfo=None)  # the column type stores naive UTC
+    stamp = naive.isoformat(sep=" ")  # as text: Python 3.12 deprecated sqlite3's datetime adapter
     with db.engine.begin() as conn:
         conn.execute(
             text(
@@ -67,8 +68,8 @@ def test_0002_marks_the_sources_already_read_successfully(db: Database) -> None:
                 {
                     "id": n + 1,
                     "url": url,
-                    "due": naive,
-                    "checked": checked and naive,
+                    "due": stamp,
+                    "checked": checked and stamp,
                     "error": error,
                     "hash": body_hash,
                 },
