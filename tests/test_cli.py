@@ -13,6 +13,7 @@ import pytest
 
 from storage.engine import Database
 from tests.support.builders import entries, rss
+from tests.support.cli import relay_in as run_relay_in
 from tests.support.fake_telegram import BOT_USERNAME, TOKEN, FakeTelegram
 from tests.support.httpserver import LocalServer, Reply
 from tests.support.worker_process import process_database_url
@@ -156,22 +157,16 @@ def test_discover_lists_feeds_in_document_order(server: LocalServer) -> None:
 
 
 @pytest.mark.parametrize(("lang", "words"), [("fr", "RELAY_WEBHOOK_SECRET"), ("en", "SECRET")])
-def test_a_webhook_without_its_secret_is_refused_in_one_sentence(lang: str, words: str) -> None:
-    env = {
-        **os.environ,
-        "RELAY_LANG": lang,
-        "TELEGRAM_BOT_TOKEN": "123456:TEST-TOKEN",
-        "RELAY_WEBHOOK_URL": "https://relay.example/",
-        "RELAY_WEBHOOK_SECRET": "",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "relay.cli", "run"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=Path(__file__).parent.parent,
-        check=False,
+def test_a_webhook_without_its_secret_is_refused_in_one_sentence(
+    lang: str, words: str, tmp_path: Path
+) -> None:
+    done = run_relay_in(
+        tmp_path,
+        "run",
+        RELAY_LANG=lang,
+        TELEGRAM_BOT_TOKEN="123456:TEST-TOKEN",
+        RELAY_WEBHOOK_URL="https://relay.example/",
+        RELAY_WEBHOOK_SECRET="",
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
@@ -181,7 +176,6 @@ def test_a_webhook_without_its_secret_is_refused_in_one_sentence(lang: str, word
 
 # --- relay check: the start-up checks, against the fake Telegram API --------------------------
 
-ROOT = Path(__file__).parent.parent
 CHANNEL = -1001234567890
 WRONG_TOKEN = "654321:WRONG-SECRET-abcdefghij"
 
@@ -190,17 +184,7 @@ def relay_in(
     tmp_path: Path, *args: str, lang: str = "en", **env_values: str
 ) -> subprocess.CompletedProcess[str]:
     """`relay ARGS` run from an empty folder (no .env) with exactly these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "TELEGRAM_"))}
-    env.update({"RELAY_LANG": lang, "PYTHONPATH": str(ROOT), **env_values})
-    return subprocess.run(
-        [sys.executable, "-m", "relay.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=tmp_path,
-        check=False,
-    )
+    return run_relay_in(tmp_path, *args, RELAY_LANG=lang, **env_values)
 
 
 def check_env(telegram: FakeTelegram, db: Database, **changes: str) -> dict[str, str]:

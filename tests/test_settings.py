@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +10,7 @@ import pytest
 from relay.environment import EXAMPLES
 from relay.i18n import text
 from relay.settings import Settings, SettingsError
+from tests.support.cli import relay_in
 
 ROOT = Path(__file__).parent.parent
 NO_DOTENV = Path("/nonexistent/.env")
@@ -29,21 +27,6 @@ def from_dotenv(tmp_path: Path, content: str, **environ: str) -> Settings:
     dotenv = tmp_path / ".env"
     dotenv.write_text(content, encoding="utf-8")
     return Settings.from_env(environ, dotenv=dotenv)
-
-
-def relay_in(tmp_path: Path, *args: str, **env_values: str) -> subprocess.CompletedProcess[str]:
-    """The real `relay` command, run from `tmp_path` with only these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "TELEGRAM_", "LC_"))}
-    env.update({"PYTHONPATH": str(ROOT), "LANGUAGE": "", **env_values})
-    return subprocess.run(
-        [sys.executable, "-m", "relay.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=tmp_path,
-        check=False,
-    )
 
 
 # name, value given, what the French and the English sentences must say
